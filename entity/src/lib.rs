@@ -1,0 +1,7 @@
+//! sea-orm entities of latchkey. They stay behind `latchkey::store`: the HTTP
+//! layer never sees them.
+
+pub mod refresh_token;
+pub mod security_event;
+pub mod session;
+pub mod user;

@@ -1,0 +1,23 @@
+//! Schema migrations for latchkey. The same code runs on Postgres and SQLite;
+//! `latchkey migrate` (and every `latchkey serve`) applies them.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261126_000001_create_users;
+mod m20261126_000002_create_sessions;
+mod m20261126_000003_create_refresh_tokens;
+mod m20261126_000004_create_security_events;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261126_000001_create_users::Migration),
+            Box::new(m20261126_000002_create_sessions::Migration),
+            Box::new(m20261126_000003_create_refresh_tokens::Migration),
+            Box::new(m20261126_000004_create_security_events::Migration),
+        ]
+    }
+}

@@ -1,0 +1,99 @@
+//! Request and response bodies. Entities never appear here.
+
+use chrono::{DateTime, Utc};
+use poem::Request;
+use poem_openapi::Object;
+use uuid::Uuid;
+
+use crate::session::{ClientInfo, IssuedTokens};
+
+#[derive(Debug, Object)]
+pub struct SignupRequest {
+    /// The address to sign up with; it is trimmed and its domain lower-cased.
+    pub email: String,
+    /// 8–128 characters with an upper-case letter, a lower-case letter and a digit.
+    pub password: String,
+    /// Optional display name, at most 100 characters.
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Object)]
+pub struct SignupAccepted {
+    /// What happens next. The same for every address, so it reveals nothing about existing accounts.
+    pub message: String,
+}
+
+#[derive(Debug, Object)]
+pub struct LoginRequest {
+    pub email: String,
+    pub password: String,
+}
+
+#[derive(Debug, Object)]
+pub struct RefreshRequest {
+    /// The refresh token from the last token response (`lk_rt_…`).
+    pub refresh_token: String,
+}
+
+#[derive(Debug, Object)]
+pub struct RevokeRequest {
+    /// The refresh token to revoke (`lk_rt_…`).
+    pub token: String,
+    /// Optional hint (RFC 7009); only `refresh_token` is meaningful.
+    pub token_type_hint: Option<String>,
+}
+
+/// A token response (RFC 6749 §5.1).
+#[derive(Debug, Object)]
+pub struct TokenResponse {
+    /// The signed access JWT (`typ` `at+jwt`); send it as `Authorization: Bearer …`.
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: String,
+    /// Lifetime of the access token in seconds.
+    pub expires_in: u64,
+    /// The refresh token (`lk_rt_…`). Single use: each refresh returns a new one.
+    pub refresh_token: String,
+    /// Lifetime of the refresh token in seconds.
+    pub refresh_expires_in: u64,
+    /// The session (refresh-token family) these tokens belong to.
+    pub session_id: Uuid,
+}
+
+impl From<IssuedTokens> for TokenResponse {
+    fn from(t: IssuedTokens) -> Self {
+        Self {
+            access_token: t.access_token,
+            token_type: "Bearer".into(),
+            expires_in: t.expires_in,
+            refresh_token: t.refresh_token,
+            refresh_expires_in: t.refresh_expires_in,
+            session_id: t.session_id,
+        }
+    }
+}
+
+/// The signed-in user.
+#[derive(Debug, Object)]
+pub struct User {
+    pub id: Uuid,
+    pub email: String,
+    pub email_verified: bool,
+    #[oai(skip_serializing_if_is_none)]
+    pub name: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+pub fn client_info(req: &Request) -> ClientInfo {
+    ClientInfo {
+        ip: req
+            .remote_addr()
+            .as_socket_addr()
+            .map(|a| a.ip().to_string()),
+        user_agent: req
+            .headers()
+            .get(poem::http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|ua| ua.chars().take(512).collect()),
+    }
+}

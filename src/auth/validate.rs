@@ -1,0 +1,185 @@
+//! Input rules for emails, passwords and names. Each broken rule is reported
+//! by name so clients can show the right message.
+
+use crate::error::FieldError;
+
+pub const MIN_PASSWORD_CHARS: usize = 8;
+pub const MAX_PASSWORD_CHARS: usize = 128;
+pub const MAX_EMAIL_CHARS: usize = 254;
+pub const MAX_NAME_CHARS: usize = 100;
+
+/// An address as stored: `email` keeps the local part's case, `key` is the
+/// fully lower-cased form that uniqueness and look-ups use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Email {
+    pub email: String,
+    pub key: String,
+}
+
+fn rule(field: &str, rule: &str, message: &str) -> FieldError {
+    FieldError {
+        field: field.into(),
+        rule: rule.into(),
+        message: message.into(),
+    }
+}
+
+/// Trims, lower-cases the domain and checks the address.
+pub fn email(raw: &str) -> Result<Email, FieldError> {
+    let trimmed = raw.trim();
+    if trimmed.chars().count() > MAX_EMAIL_CHARS {
+        return Err(rule(
+            "email",
+            "too_long",
+            "An email address has at most 254 characters.",
+        ));
+    }
+    if trimmed.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(rule(
+            "email",
+            "invalid_characters",
+            "An email address cannot contain spaces or control characters.",
+        ));
+    }
+    let Some((local, domain)) = trimmed.rsplit_once('@') else {
+        return Err(rule("email", "format", "This is not an email address."));
+    };
+    let normalised = format!("{local}@{}", domain.to_lowercase());
+    let valid = email_address::EmailAddress::parse_with_options(
+        &normalised,
+        email_address::Options::default()
+            .without_display_text()
+            .without_domain_literal(),
+    )
+    .is_ok()
+        && domain.contains('.');
+    if !valid {
+        return Err(rule("email", "format", "This is not an email address."));
+    }
+    Ok(Email {
+        key: normalised.to_lowercase(),
+        email: normalised,
+    })
+}
+
+/// The password rules; every rule broken is listed.
+pub fn password(raw: &str) -> Result<(), Vec<FieldError>> {
+    let chars = raw.chars().count();
+    if chars > MAX_PASSWORD_CHARS {
+        // Never truncated: longer passwords are refused outright.
+        return Err(vec![rule(
+            "password",
+            "too_long",
+            "A password has at most 128 characters.",
+        )]);
+    }
+    let mut broken = Vec::new();
+    if chars < MIN_PASSWORD_CHARS {
+        broken.push(rule(
+            "password",
+            "too_short",
+            "A password has at least 8 characters.",
+        ));
+    }
+    if !raw.chars().any(char::is_uppercase) {
+        broken.push(rule(
+            "password",
+            "missing_uppercase",
+            "A password needs an upper-case letter.",
+        ));
+    }
+    if !raw.chars().any(char::is_lowercase) {
+        broken.push(rule(
+            "password",
+            "missing_lowercase",
+            "A password needs a lower-case letter.",
+        ));
+    }
+    if !raw.chars().any(|c| c.is_ascii_digit()) {
+        broken.push(rule(
+            "password",
+            "missing_digit",
+            "A password needs a digit.",
+        ));
+    }
+    if raw.chars().any(char::is_control) {
+        broken.push(rule(
+            "password",
+            "invalid_characters",
+            "A password cannot contain control characters.",
+        ));
+    }
+    if broken.is_empty() {
+        Ok(())
+    } else {
+        Err(broken)
+    }
+}
+
+/// An optional display name: trimmed, at most 100 characters, no control characters.
+pub fn name(raw: Option<&str>) -> Result<Option<String>, FieldError> {
+    let Some(name) = raw.map(str::trim).filter(|n| !n.is_empty()) else {
+        return Ok(None);
+    };
+    if name.chars().count() > MAX_NAME_CHARS {
+        return Err(rule(
+            "name",
+            "too_long",
+            "A name has at most 100 characters.",
+        ));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(rule(
+            "name",
+            "invalid_characters",
+            "A name cannot contain control characters.",
+        ));
+    }
+    Ok(Some(name.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn email_domain_is_lower_cased_and_key_fully() {
+        let e = email("  Ada.Lovelace@Example.COM ").unwrap();
+        assert_eq!(e.email, "Ada.Lovelace@example.com");
+        assert_eq!(e.key, "ada.lovelace@example.com");
+    }
+
+    #[test]
+    fn rejects_bad_emails() {
+        for bad in [
+            "",
+            "plain",
+            "a@b",
+            "a b@c.com",
+            "a@b.com\u{0}",
+            "@x.com",
+            "a@@x.com",
+        ] {
+            assert!(email(bad).is_err(), "{bad:?} accepted");
+        }
+        assert_eq!(
+            email(&format!("{}@x.com", "a".repeat(260)))
+                .unwrap_err()
+                .rule,
+            "too_long"
+        );
+    }
+
+    #[test]
+    fn names_every_broken_password_rule() {
+        let rules: Vec<_> = password("abc")
+            .unwrap_err()
+            .into_iter()
+            .map(|e| e.rule)
+            .collect();
+        assert_eq!(rules, ["too_short", "missing_uppercase", "missing_digit"]);
+        assert!(password("Correct1Horse").is_ok());
+        assert!(password("Ünïcødé9pässwörd").is_ok());
+        assert_eq!(password(&"Aa1".repeat(50)).unwrap_err()[0].rule, "too_long");
+    }
+}

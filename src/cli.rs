@@ -1,0 +1,119 @@
+//! The `latchkey` command line.
+
+use clap::{Parser, Subcommand};
+
+use crate::{
+    Config, api, startup, store,
+    token::{keyfile::KeyDir, provider},
+};
+
+#[derive(Debug, Parser)]
+#[command(name = "latchkey", version, about = "Authentication token service")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the API (the default).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage the signing key ring in LATCHKEY_KEYS_DIR.
+    Keys {
+        #[command(subcommand)]
+        action: KeysAction,
+    },
+    /// Print the OpenAPI document.
+    Openapi,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysAction {
+    /// Create a ring (an active and a next key) in an empty keys directory.
+    Generate,
+    /// Promote next → active, active → retired, and add a new next key.
+    Rotate,
+    /// Show every key with its state.
+    List,
+    /// Delete retired keys whose tokens have all expired.
+    Prune,
+}
+
+pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => startup::serve(config).await,
+        Command::Migrate => {
+            store::connect(&config).await?;
+            println!("migrations applied to {}", config.redacted_database_url());
+            Ok(())
+        }
+        Command::Openapi => {
+            println!("{}", api::spec_json());
+            Ok(())
+        }
+        Command::Keys { action } => keys(action, &config),
+    }
+}
+
+fn keys(action: KeysAction, config: &Config) -> anyhow::Result<()> {
+    provider::install();
+    let dir = KeyDir::new(&config.keys_dir);
+    match action {
+        KeysAction::Generate => {
+            if dir.ensure(config.signing_alg)? {
+                println!(
+                    "generated a {} key ring in {}",
+                    config.signing_alg,
+                    dir.path().display()
+                );
+            } else {
+                anyhow::bail!(
+                    "{} already holds a key ring; use `latchkey keys rotate`",
+                    dir.path().display()
+                );
+            }
+        }
+        KeysAction::Rotate => {
+            dir.rotate(config.signing_alg)?;
+            println!(
+                "rotated; running servers pick the new ring up within {} ms",
+                config.keys_reload_ms
+            );
+            print_ring(&dir)?;
+        }
+        KeysAction::List => print_ring(&dir)?,
+        KeysAction::Prune => {
+            // A retired key is kept until the last token it signed has expired.
+            let keep_for = config.access_token_ttl_secs + config.clock_leeway_secs;
+            let pruned = dir.prune(chrono::Duration::seconds(keep_for as i64))?;
+            println!(
+                "pruned {} key(s){}",
+                pruned.len(),
+                if pruned.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", pruned.join(", "))
+                }
+            );
+        }
+    }
+    Ok(())
+}
+
+fn print_ring(dir: &KeyDir) -> anyhow::Result<()> {
+    let Some(ring) = dir.read_ring()? else {
+        anyhow::bail!("no key ring in {}", dir.path().display());
+    };
+    for key in ring.keys {
+        println!(
+            "{:<44} {:<6} {:<8} created {}",
+            key.kid,
+            key.alg.as_str(),
+            format!("{:?}", key.state).to_lowercase(),
+            key.created_at.to_rfc3339()
+        );
+    }
+    Ok(())
+}

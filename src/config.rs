@@ -1,0 +1,259 @@
+//! Configuration: built-in defaults, then `.env`, then `LATCHKEY_*` variables.
+//! A bad value stops start-up with one line naming the variable.
+
+use std::{fmt, net::SocketAddr, path::PathBuf, str::FromStr, time::Duration};
+
+use figment::{
+    Figment,
+    providers::{Env, Serialized},
+};
+use serde::{Deserialize, Serialize};
+
+/// The algorithm new signing keys are generated with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SigningAlg {
+    ES256,
+    EdDSA,
+    RS256,
+}
+
+impl SigningAlg {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SigningAlg::ES256 => "ES256",
+            SigningAlg::EdDSA => "EdDSA",
+            SigningAlg::RS256 => "RS256",
+        }
+    }
+
+    pub fn jwt(self) -> jsonwebtoken::Algorithm {
+        match self {
+            SigningAlg::ES256 => jsonwebtoken::Algorithm::ES256,
+            SigningAlg::EdDSA => jsonwebtoken::Algorithm::EdDSA,
+            SigningAlg::RS256 => jsonwebtoken::Algorithm::RS256,
+        }
+    }
+}
+
+impl fmt::Display for SigningAlg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for SigningAlg {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "ES256" => Ok(Self::ES256),
+            "EdDSA" => Ok(Self::EdDSA),
+            "RS256" => Ok(Self::RS256),
+            other => Err(format!(
+                "unknown algorithm {other:?}; use ES256, EdDSA or RS256"
+            )),
+        }
+    }
+}
+
+/// Every setting latchkey reads. Field `foo_bar` is `LATCHKEY_FOO_BAR`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    /// `sqlite://…` (the default, under `data/`) or `postgres://…`.
+    pub database_url: String,
+    pub bind: SocketAddr,
+    /// The `iss` of every token and the base of discovery URLs; defaults to `http://<bind>`.
+    pub issuer: Option<String>,
+    pub audience: String,
+    /// The `client_id` claim of access tokens.
+    pub client_id: String,
+    pub keys_dir: PathBuf,
+    pub signing_alg: SigningAlg,
+    /// How often a running server looks for a changed key ring.
+    pub keys_reload_ms: u64,
+    /// The front end that email links point to.
+    pub app_url: String,
+    pub require_email_verification: bool,
+    pub access_token_ttl_secs: u64,
+    pub refresh_token_ttl_secs: u64,
+    pub session_max_age_secs: u64,
+    pub refresh_grace_secs: u64,
+    /// Clock skew tolerated on `exp`/`nbf`; at most 60 s.
+    pub clock_leeway_secs: u64,
+    pub db_max_connections: u32,
+    pub max_body_bytes: usize,
+    /// Concurrent argon2 hashes; defaults to the number of cores.
+    pub hash_concurrency: Option<usize>,
+    /// A `tracing` filter, for example `info,latchkey=debug`.
+    pub log: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            database_url: "sqlite://data/latchkey.db?mode=rwc".into(),
+            bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            issuer: None,
+            audience: "latchkey".into(),
+            client_id: "latchkey".into(),
+            keys_dir: PathBuf::from("keys"),
+            signing_alg: SigningAlg::ES256,
+            keys_reload_ms: 2000,
+            app_url: "http://localhost:3000".into(),
+            require_email_verification: true,
+            access_token_ttl_secs: 900,
+            refresh_token_ttl_secs: 7 * 24 * 3600,
+            session_max_age_secs: 30 * 24 * 3600,
+            refresh_grace_secs: 10,
+            clock_leeway_secs: 60,
+            db_max_connections: 16,
+            max_body_bytes: 16 * 1024,
+            hash_concurrency: None,
+            log: "info,sqlx=warn,sea_orm=warn".into(),
+        }
+    }
+}
+
+/// A configuration problem, phrased as one line naming the variable.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {var}: {message}")]
+pub struct ConfigError {
+    pub var: String,
+    pub message: String,
+}
+
+fn invalid(var: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError {
+        var: var.into(),
+        message: message.into(),
+    }
+}
+
+impl Config {
+    /// Reads `.env` (if present) and the `LATCHKEY_*` environment.
+    pub fn load() -> Result<Self, ConfigError> {
+        let _ = dotenvy::dotenv();
+        let figment = Figment::from(Serialized::defaults(Config::default()))
+            .merge(Env::prefixed("LATCHKEY_"));
+        let config: Config = figment.extract().map_err(|e| {
+            let var = format!("LATCHKEY_{}", e.path.join("_").to_uppercase());
+            invalid(&var, e.kind.to_string())
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let url = &self.database_url;
+        if !(url.starts_with("sqlite:")
+            || url.starts_with("postgres://")
+            || url.starts_with("postgresql://"))
+        {
+            return Err(invalid(
+                "LATCHKEY_DATABASE_URL",
+                "must start with sqlite: or postgres://",
+            ));
+        }
+        if let Some(issuer) = &self.issuer {
+            check_http_url("LATCHKEY_ISSUER", issuer)?;
+        }
+        check_http_url("LATCHKEY_APP_URL", &self.app_url)?;
+        if self.audience.trim().is_empty() {
+            return Err(invalid("LATCHKEY_AUDIENCE", "must not be empty"));
+        }
+        let positive = [
+            ("LATCHKEY_ACCESS_TOKEN_TTL_SECS", self.access_token_ttl_secs),
+            (
+                "LATCHKEY_REFRESH_TOKEN_TTL_SECS",
+                self.refresh_token_ttl_secs,
+            ),
+            ("LATCHKEY_SESSION_MAX_AGE_SECS", self.session_max_age_secs),
+            ("LATCHKEY_KEYS_RELOAD_MS", self.keys_reload_ms),
+            (
+                "LATCHKEY_DB_MAX_CONNECTIONS",
+                u64::from(self.db_max_connections),
+            ),
+            ("LATCHKEY_MAX_BODY_BYTES", self.max_body_bytes as u64),
+        ];
+        for (var, value) in positive {
+            if value == 0 {
+                return Err(invalid(var, "must be greater than 0"));
+            }
+        }
+        if self.clock_leeway_secs > 60 {
+            return Err(invalid("LATCHKEY_CLOCK_LEEWAY_SECS", "must be at most 60"));
+        }
+        if self.hash_concurrency == Some(0) {
+            return Err(invalid(
+                "LATCHKEY_HASH_CONCURRENCY",
+                "must be greater than 0",
+            ));
+        }
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log) {
+            return Err(invalid("LATCHKEY_LOG", e.to_string()));
+        }
+        Ok(())
+    }
+
+    /// The issuer URL without a trailing slash.
+    pub fn issuer(&self) -> String {
+        match &self.issuer {
+            Some(issuer) => issuer.trim_end_matches('/').to_string(),
+            None => format!("http://{}", self.bind),
+        }
+    }
+
+    pub fn is_sqlite(&self) -> bool {
+        self.database_url.starts_with("sqlite:")
+    }
+
+    pub fn access_ttl(&self) -> Duration {
+        Duration::from_secs(self.access_token_ttl_secs)
+    }
+
+    /// The database URL with any password replaced, for logs.
+    pub fn redacted_database_url(&self) -> String {
+        redact_password(&self.database_url)
+    }
+}
+
+fn check_http_url(var: &str, value: &str) -> Result<(), ConfigError> {
+    let ok = (value.starts_with("http://") || value.starts_with("https://"))
+        && value
+            .parse::<poem::http::Uri>()
+            .is_ok_and(|u| u.host().is_some());
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(var, format!("{value:?} is not an http(s) URL")))
+    }
+}
+
+fn redact_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let Some((userinfo, host)) = rest.split_once('@') else {
+        return url.to_string();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_the_password_of_a_database_url() {
+        assert_eq!(
+            redact_password("postgres://u:secret@h/db"),
+            "postgres://u:***@h/db"
+        );
+        assert_eq!(redact_password("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redact_password("sqlite://data/x.db"), "sqlite://data/x.db");
+    }
+}

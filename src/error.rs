@@ -1,0 +1,195 @@
+//! RFC 9457 problem+json: the one shape every failure takes.
+//!
+//! `ApiError` is what handlers return; `render_poem_error` turns everything
+//! else (routing, body parsing, size limits, authentication) into the same shape.
+
+use poem::{Response, http::StatusCode};
+use poem_openapi::{ApiResponse, Object, payload::Json};
+
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// A problem detail (RFC 9457). `code` is stable: match on it, not on `title`.
+#[derive(Debug, Clone, Object, serde::Serialize)]
+pub struct Problem {
+    /// Always `about:blank`: the `code` identifies the problem.
+    #[oai(rename = "type")]
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// Short human-readable summary of the problem kind.
+    pub title: String,
+    /// The HTTP status code.
+    pub status: u16,
+    /// What went wrong in this occurrence.
+    pub detail: String,
+    /// Stable machine-readable error code, for example `invalid_credentials`.
+    pub code: String,
+    /// Field-level failures, for validation errors.
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errors: Option<Vec<FieldError>>,
+}
+
+/// One failed rule on one input field.
+#[derive(Debug, Clone, Object, serde::Serialize)]
+pub struct FieldError {
+    /// The request field, for example `password`.
+    pub field: String,
+    /// The rule broken, for example `too_short`.
+    pub rule: String,
+    /// A sentence for people.
+    pub message: String,
+}
+
+impl Problem {
+    pub fn new(status: StatusCode, code: &str, detail: impl Into<String>) -> Self {
+        Self {
+            type_: "about:blank".into(),
+            title: status.canonical_reason().unwrap_or("Error").into(),
+            status: status.as_u16(),
+            detail: detail.into(),
+            code: code.into(),
+            errors: None,
+        }
+    }
+
+    pub fn with_errors(mut self, errors: Vec<FieldError>) -> Self {
+        self.errors = Some(errors);
+        self
+    }
+}
+
+/// The error responses of the API. Each operation's description lists the codes it returns.
+#[derive(Debug, ApiResponse)]
+pub enum ApiError {
+    /// The request is malformed: unparseable JSON, a missing field or a wrong type (`malformed_request`), or a token that is invalid or used up.
+    #[oai(status = 400, content_type = "application/problem+json")]
+    BadRequest(Json<Problem>),
+    /// Credentials or token missing or invalid (`invalid_credentials`, `invalid_token`, `invalid_refresh_token`, `refresh_token_reused`).
+    #[oai(status = 401, content_type = "application/problem+json")]
+    Unauthorized(Json<Problem>, #[oai(header = "WWW-Authenticate")] String),
+    /// Authenticated, but not allowed yet (`email_not_verified`).
+    #[oai(status = 403, content_type = "application/problem+json")]
+    Forbidden(Json<Problem>),
+    /// The request body is larger than the configured cap (`payload_too_large`).
+    #[oai(status = 413, content_type = "application/problem+json")]
+    PayloadTooLarge(Json<Problem>),
+    /// A field failed validation (`invalid_email`, `invalid_password`, `invalid_name`); `errors` names each rule broken.
+    #[oai(status = 422, content_type = "application/problem+json")]
+    Unprocessable(Json<Problem>),
+    /// Something failed on our side (`internal_error`); the cause is logged, never returned.
+    #[oai(status = 500, content_type = "application/problem+json")]
+    Internal(Json<Problem>),
+    /// A dependency, such as the database, is unavailable (`service_unavailable`).
+    #[oai(status = 503, content_type = "application/problem+json")]
+    Unavailable(Json<Problem>),
+}
+
+impl ApiError {
+    pub fn bad_request(code: &str, detail: impl Into<String>) -> Self {
+        Self::BadRequest(Json(Problem::new(StatusCode::BAD_REQUEST, code, detail)))
+    }
+
+    /// A 401 with the RFC 6750 challenge.
+    pub fn unauthorized(code: &str, detail: impl Into<String>) -> Self {
+        let challenge = if code == "invalid_token" {
+            r#"Bearer error="invalid_token""#
+        } else {
+            "Bearer"
+        };
+        Self::Unauthorized(
+            Json(Problem::new(StatusCode::UNAUTHORIZED, code, detail)),
+            challenge.into(),
+        )
+    }
+
+    pub fn forbidden(code: &str, detail: impl Into<String>) -> Self {
+        Self::Forbidden(Json(Problem::new(StatusCode::FORBIDDEN, code, detail)))
+    }
+
+    pub fn unprocessable(code: &str, detail: impl Into<String>, errors: Vec<FieldError>) -> Self {
+        Self::Unprocessable(Json(
+            Problem::new(StatusCode::UNPROCESSABLE_ENTITY, code, detail).with_errors(errors),
+        ))
+    }
+
+    /// Logs the whole cause chain once and returns a body that says nothing about it.
+    pub fn internal(err: anyhow::Error) -> Self {
+        if is_connection_error(&err) {
+            tracing::error!(error = format!("{err:#}"), "database unavailable");
+            return Self::Unavailable(Json(Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "service_unavailable",
+                "The service is temporarily unavailable; try again shortly.",
+            )));
+        }
+        tracing::error!(error = format!("{err:#}"), "internal error");
+        Self::Internal(Json(Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "An unexpected error occurred.",
+        )))
+    }
+}
+
+fn is_connection_error(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        matches!(
+            cause.downcast_ref::<sea_orm::DbErr>(),
+            Some(sea_orm::DbErr::ConnectionAcquire(_) | sea_orm::DbErr::Conn(_))
+        )
+    })
+}
+
+/// Builds a problem response outside `ApiError` (middleware, catch-all).
+pub fn problem_response(problem: Problem) -> Response {
+    let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let body = serde_json::to_vec(&problem).unwrap_or_default();
+    let mut resp = Response::builder()
+        .status(status)
+        .content_type(PROBLEM_JSON)
+        .body(body);
+    if status == StatusCode::UNAUTHORIZED {
+        resp.headers_mut().insert(
+            "www-authenticate",
+            poem::http::HeaderValue::from_static("Bearer"),
+        );
+    }
+    resp
+}
+
+/// The catch-all: any error that is not already a problem response becomes one.
+pub async fn render_poem_error(err: poem::Error) -> Response {
+    if err.is_from_response() {
+        return err.into_response();
+    }
+    let status = err.status();
+    let (code, detail) = match status {
+        StatusCode::BAD_REQUEST => ("malformed_request", err.to_string()),
+        StatusCode::UNAUTHORIZED => (
+            "invalid_token",
+            "A valid bearer access token is required.".into(),
+        ),
+        StatusCode::NOT_FOUND => ("not_found", "No such resource.".into()),
+        StatusCode::METHOD_NOT_ALLOWED => (
+            "method_not_allowed",
+            "Method not allowed on this resource.".into(),
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            ("payload_too_large", "The request body is too large.".into())
+        }
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ("unsupported_media_type", err.to_string()),
+        s if s.is_client_error() => ("bad_request", err.to_string()),
+        _ => {
+            tracing::error!(error = %err, %status, "unhandled error");
+            ("internal_error", "An unexpected error occurred.".into())
+        }
+    };
+    let mut resp = problem_response(Problem::new(status, code, detail));
+    if status == StatusCode::UNAUTHORIZED {
+        resp.headers_mut().insert(
+            "www-authenticate",
+            poem::http::HeaderValue::from_static(r#"Bearer error="invalid_token""#),
+        );
+    }
+    resp
+}

@@ -1,0 +1,20 @@
+//! latchkey: an authentication token service.
+//!
+//! A request flows one way: `api/` extracts and validates, calls one use-case
+//! function in `auth/` or `session/`, which reaches the database only through
+//! `store/`; the result comes back as a domain value and `api/` shapes the reply.
+
+pub mod api;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod secret;
+pub mod session;
+pub mod startup;
+pub mod state;
+pub mod store;
+pub mod token;
+
+pub use config::Config;
+pub use state::AppState;

@@ -1,0 +1,124 @@
+//! Building the state and serving it.
+
+use std::{sync::Arc, time::Duration};
+
+use anyhow::Context;
+use arc_swap::ArcSwap;
+use poem::{
+    Server,
+    listener::{Acceptor, Listener, TcpListener},
+};
+
+use crate::{
+    AppState, Config, api,
+    auth::PasswordHasher,
+    store,
+    token::{
+        KeyRing,
+        access::TokenSettings,
+        keyfile::KeyDir,
+        keyring::{self},
+        provider,
+    },
+};
+
+/// Loads (or, when the folder holds none, generates) the key ring, connects
+/// to the database and migrates it.
+pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
+    provider::install();
+    let dir = KeyDir::new(&config.keys_dir);
+    if dir.ensure(config.signing_alg)? {
+        tracing::warn!(
+            "keys: generated a new {} dev key ring in {}/ (private keys mode 0600, git-ignored)",
+            config.signing_alg,
+            config.keys_dir.display()
+        );
+    }
+    let ring = KeyRing::load(&dir).context("loading the key ring")?;
+    tracing::info!(
+        "keys: {} keys in {}/, signing with {} kid={}",
+        ring.keys().len(),
+        config.keys_dir.display(),
+        format!("{:?}", ring.active().alg),
+        ring.active().kid
+    );
+    let secret = dir.refresh_secret()?;
+    let db = store::connect(&config).await?;
+    let tokens = TokenSettings {
+        issuer: config.issuer(),
+        audience: config.audience.clone(),
+        client_id: config.client_id.clone(),
+        ttl_secs: config.access_token_ttl_secs as i64,
+        leeway_secs: config.clock_leeway_secs,
+    };
+    let hash_concurrency = config.hash_concurrency.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    });
+    Ok(AppState {
+        config: Arc::new(config),
+        db,
+        keys: Arc::new(ArcSwap::from_pointee(ring)),
+        tokens: Arc::new(tokens),
+        refresh_secret: Arc::new(ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &secret)),
+        hasher: PasswordHasher::new(hash_concurrency),
+    })
+}
+
+/// Serves until SIGINT or SIGTERM, then drains in-flight requests.
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    tracing::info!("latchkey {} starting", env!("CARGO_PKG_VERSION"));
+    match store::sqlite_path(&config.database_url) {
+        Some(path) => tracing::info!(
+            "database: SQLite file {} (set LATCHKEY_DATABASE_URL=postgres://… for Postgres)",
+            path.display()
+        ),
+        None => tracing::info!("database: {}", config.redacted_database_url()),
+    }
+    if !config.require_email_verification {
+        tracing::warn!("email verification is OFF (LATCHKEY_REQUIRE_EMAIL_VERIFICATION=false)");
+    }
+    let reload_every = Duration::from_millis(config.keys_reload_ms);
+    let keys_dir = KeyDir::new(&config.keys_dir);
+    let bind = config.bind;
+    let state = build_state(config).await?;
+    keyring::spawn_reloader(state.keys.clone(), keys_dir, reload_every);
+
+    let acceptor = TcpListener::bind(bind)
+        .into_acceptor()
+        .await
+        .with_context(|| format!("binding {bind}"))?;
+    let addr = acceptor
+        .local_addr()
+        .first()
+        .and_then(|a| a.as_socket_addr().copied())
+        .unwrap_or(bind);
+    tracing::info!("issuer: {}", state.tokens.issuer);
+    tracing::info!("listening on http://{addr} (Swagger UI at http://{addr}/docs)");
+    Server::new_with_acceptor(acceptor)
+        .run_with_graceful_shutdown(
+            api::app(state),
+            shutdown_signal(),
+            Some(Duration::from_secs(10)),
+        )
+        .await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing the SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("shutting down: draining in-flight requests");
+}

@@ -1,0 +1,64 @@
+//! Persistence: the only place that knows tables and SQL. Functions take a
+//! connection (or transaction) and return entity models or plain outcomes.
+
+pub mod events;
+pub mod rotation;
+pub mod sessions;
+pub mod users;
+
+use std::time::Duration;
+
+use anyhow::Context;
+use migration::MigratorTrait;
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection};
+
+use crate::config::Config;
+
+/// Connects and brings the schema up to date.
+pub async fn connect(config: &Config) -> anyhow::Result<DatabaseConnection> {
+    let mut options = ConnectOptions::new(config.database_url.clone());
+    options
+        .max_connections(config.db_max_connections)
+        .min_connections(1)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_timeout(Duration::from_secs(5))
+        .sqlx_logging(false);
+    if config.is_sqlite() {
+        if let Some(dir) =
+            sqlite_path(&config.database_url).and_then(|p| p.parent().map(ToOwned::to_owned))
+        {
+            if !dir.as_os_str().is_empty() {
+                std::fs::create_dir_all(&dir)
+                    .with_context(|| format!("creating {}", dir.display()))?;
+            }
+        }
+        // SQLite has one writer; one connection serialises every transaction
+        // instead of failing them with SQLITE_BUSY.
+        options.max_connections(1);
+    }
+    let db = Database::connect(options)
+        .await
+        .with_context(|| format!("connecting to {}", config.redacted_database_url()))?;
+    if config.is_sqlite() {
+        db.execute_unprepared("PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON;")
+            .await?;
+    }
+    migration::Migrator::up(&db, None)
+        .await
+        .context("running migrations")?;
+    Ok(db)
+}
+
+/// The file behind a `sqlite:` URL.
+pub fn sqlite_path(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next()?;
+    (!path.is_empty() && path != ":memory:").then(|| path.into())
+}
+
+/// Whether the database answers.
+pub async fn ping(db: &DatabaseConnection) -> bool {
+    db.ping().await.is_ok()
+}

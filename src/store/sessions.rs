@@ -1,0 +1,113 @@
+use chrono::{DateTime, Utc};
+use entity::{refresh_token, session};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter,
+    TransactionSession, TransactionTrait, sea_query::Expr,
+};
+use uuid::Uuid;
+
+use super::events;
+
+/// A session to open, with its first refresh token.
+pub struct NewSession {
+    pub user_id: Uuid,
+    pub method: String,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub expires_at: DateTime<Utc>,
+    pub token_hash: Vec<u8>,
+    pub token_expires_at: DateTime<Utc>,
+}
+
+/// Opens a session and records the login, in one transaction.
+pub async fn create(
+    db: &impl TransactionTrait,
+    new: NewSession,
+    now: DateTime<Utc>,
+) -> Result<Uuid, DbErr> {
+    let id = Uuid::now_v7();
+    let txn = db.begin().await?;
+    session::Entity::insert(session::ActiveModel {
+        id: Set(id),
+        user_id: Set(new.user_id),
+        created_at: Set(now),
+        last_refreshed_at: Set(now),
+        expires_at: Set(new.expires_at),
+        revoked_at: Set(None),
+        method: Set(new.method),
+        ip: Set(new.ip.clone()),
+        user_agent: Set(new.user_agent),
+    })
+    .exec_without_returning(&txn)
+    .await?;
+    refresh_token::Entity::insert(refresh_token::ActiveModel {
+        hash: Set(new.token_hash),
+        session_id: Set(id),
+        issued_at: Set(now),
+        expires_at: Set(new.token_expires_at),
+        used_at: Set(None),
+        successor_hash: Set(None),
+    })
+    .exec_without_returning(&txn)
+    .await?;
+    events::record(
+        &txn,
+        new.user_id,
+        Some(id),
+        events::kind::LOGIN,
+        new.ip,
+        now,
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(id)
+}
+
+/// A session that is neither revoked nor past its cap.
+pub async fn find_live(
+    db: &impl ConnectionTrait,
+    id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<Option<session::Model>, DbErr> {
+    session::Entity::find_by_id(id)
+        .filter(session::Column::RevokedAt.is_null())
+        .filter(session::Column::ExpiresAt.gt(now))
+        .one(db)
+        .await
+}
+
+pub async fn find_token(
+    db: &impl ConnectionTrait,
+    hash: &[u8],
+) -> Result<Option<refresh_token::Model>, DbErr> {
+    refresh_token::Entity::find_by_id(hash.to_vec())
+        .one(db)
+        .await
+}
+
+/// Revokes a live session of `user_id` and logs why, in one transaction.
+/// Returns whether a live session was revoked.
+pub async fn revoke(
+    db: &impl TransactionTrait,
+    session_id: Uuid,
+    user_id: Uuid,
+    event: &str,
+    ip: Option<String>,
+    now: DateTime<Utc>,
+) -> Result<bool, DbErr> {
+    let txn = db.begin().await?;
+    let revoked = session::Entity::update_many()
+        .col_expr(session::Column::RevokedAt, Expr::value(now))
+        .filter(session::Column::Id.eq(session_id))
+        .filter(session::Column::UserId.eq(user_id))
+        .filter(session::Column::RevokedAt.is_null())
+        .exec(&txn)
+        .await?
+        .rows_affected
+        == 1;
+    if revoked {
+        events::record(&txn, user_id, Some(session_id), event, ip, now).await?;
+    }
+    txn.commit().await?;
+    Ok(revoked)
+}

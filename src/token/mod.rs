@@ -1,0 +1,13 @@
+//! Tokens and keys: access-token claims, signing and verification, the key
+//! ring on disk and in memory, JWKS, and refresh-token values.
+
+pub mod access;
+pub mod jwks;
+pub mod keyfile;
+pub mod keyring;
+pub mod provider;
+pub mod refresh;
+
+pub use access::{AccessClaims, AccessTokenError};
+pub use keyring::{KeyRing, KeyRingHandle};
+pub use refresh::RefreshToken;
