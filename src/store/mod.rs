@@ -24,13 +24,9 @@ pub async fn connect(config: &Config) -> anyhow::Result<DatabaseConnection> {
         .connect_timeout(Duration::from_secs(5))
         .sqlx_logging(false);
     if config.is_sqlite() {
-        if let Some(dir) =
-            sqlite_path(&config.database_url).and_then(|p| p.parent().map(ToOwned::to_owned))
-        {
-            if !dir.as_os_str().is_empty() {
-                std::fs::create_dir_all(&dir)
-                    .with_context(|| format!("creating {}", dir.display()))?;
-            }
+        let dir = sqlite_path(&config.database_url).and_then(|p| p.parent().map(ToOwned::to_owned));
+        if let Some(dir) = dir.filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         }
         // SQLite has one writer; one connection serialises every transaction
         // instead of failing them with SQLITE_BUSY.

@@ -1,0 +1,370 @@
+//! Starts the real `latchkey` binary against a fresh database and talks to it
+//! over HTTP. Every test gets its own Postgres database (or SQLite file), key
+//! ring and port, so tests run in parallel and in any order.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Stdio,
+    sync::Arc,
+    time::Duration,
+};
+
+use serde_json::{Value, json};
+use tempfile::TempDir;
+use tokio::{
+    io::{AsyncBufReadExt, BufReader},
+    process::{Child, Command},
+};
+
+pub const PASSWORD: &str = "Correct1Horse";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+/// A Postgres database created for one test and dropped after it.
+struct TestDb {
+    name: String,
+}
+
+fn admin_url() -> String {
+    std::env::var("LATCHKEY_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+}
+
+fn psql(sql: &str) -> std::io::Result<std::process::Output> {
+    std::process::Command::new("psql")
+        .arg(format!("{}/postgres", admin_url()))
+        .args(["-v", "ON_ERROR_STOP=1", "-q", "-c", sql])
+        .output()
+}
+
+impl TestDb {
+    fn create() -> Self {
+        let name = format!("lk_test_{}", uuid::Uuid::new_v4().simple());
+        let out = psql(&format!("CREATE DATABASE {name}"))
+            .expect("running psql (is postgresql-client installed?)");
+        assert!(
+            out.status.success(),
+            "cannot create a test database on {} — these tests need Postgres (start it with \
+             `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`): {}",
+            admin_url(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Self { name }
+    }
+
+    fn url(&self) -> String {
+        format!("{}/{}", admin_url(), self.name)
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let _ = psql(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        ));
+    }
+}
+
+/// What to start a server with.
+#[derive(Clone)]
+pub struct Options {
+    pub backend: Backend,
+    pub env: Vec<(String, String)>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            backend: Backend::Postgres,
+            env: Vec::new(),
+        }
+    }
+}
+
+impl Options {
+    pub fn backend(backend: Backend) -> Self {
+        Self {
+            backend,
+            ..Self::default()
+        }
+    }
+
+    pub fn env(mut self, key: &str, value: impl ToString) -> Self {
+        self.env.push((key.into(), value.to_string()));
+        self
+    }
+}
+
+/// Files and database shared by every instance of one test.
+struct Shared {
+    dir: TempDir,
+    // Held so the database lives as long as any instance using it.
+    _db: Option<TestDb>,
+    database_url: String,
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    child: Child,
+    shared: Arc<Shared>,
+    env: Vec<(String, String)>,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_with(Options::default()).await
+}
+
+pub async fn spawn_with(options: Options) -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (db, database_url) = match options.backend {
+        Backend::Postgres => {
+            let db = TestDb::create();
+            let url = db.url();
+            (Some(db), url)
+        }
+        Backend::Sqlite => (
+            None,
+            format!("sqlite://{}/latchkey.db?mode=rwc", dir.path().display()),
+        ),
+    };
+    let shared = Arc::new(Shared {
+        dir,
+        _db: db,
+        database_url,
+    });
+    start(shared, options.env).await
+}
+
+async fn start(shared: Arc<Shared>, extra: Vec<(String, String)>) -> TestApp {
+    let mut env: Vec<(String, String)> = vec![
+        ("LATCHKEY_DATABASE_URL".into(), shared.database_url.clone()),
+        ("LATCHKEY_BIND".into(), "127.0.0.1:0".into()),
+        ("LATCHKEY_ISSUER".into(), "http://latchkey.test".into()),
+        (
+            "LATCHKEY_KEYS_DIR".into(),
+            shared.dir.path().join("keys").display().to_string(),
+        ),
+        ("LATCHKEY_REQUIRE_EMAIL_VERIFICATION".into(), "false".into()),
+        ("LATCHKEY_KEYS_RELOAD_MS".into(), "100".into()),
+        ("LATCHKEY_DB_MAX_CONNECTIONS".into(), "8".into()),
+        ("LATCHKEY_LOG".into(), "info,sqlx=warn".into()),
+    ];
+    for (k, v) in extra {
+        env.retain(|(key, _)| *key != k);
+        env.push((k, v));
+    }
+    let mut child = latchkey_command(&shared.dir.path().join("cwd"), &env)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("starting latchkey");
+    let mut lines = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
+    let addr = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(line) = lines.next_line().await.expect("reading server output") {
+            eprintln!("[server] {line}");
+            if let Some(rest) = line.split("listening on http://").nth(1) {
+                return rest.split_whitespace().next().expect("address").to_string();
+            }
+        }
+        panic!("latchkey exited before listening");
+    })
+    .await
+    .expect("latchkey did not start within 60 s");
+    // Keep draining the output so the server never blocks on a full pipe.
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            eprintln!("[server] {line}");
+        }
+    });
+    TestApp {
+        base: format!("http://{addr}"),
+        client: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+        child,
+        shared,
+        env,
+    }
+}
+
+/// The `latchkey` binary with a clean `LATCHKEY_*` environment.
+pub fn latchkey_command(cwd: &Path, env: &[(String, String)]) -> Command {
+    std::fs::create_dir_all(cwd).expect("cwd");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_latchkey"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("LATCHKEY_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.current_dir(cwd).envs(env.iter().map(|(k, v)| (k, v)));
+    cmd
+}
+
+impl TestApp {
+    /// A second instance on the same database and key ring.
+    pub async fn spawn_second(&self) -> TestApp {
+        start(self.shared.clone(), self.env.clone()).await
+    }
+
+    pub fn keys_dir(&self) -> PathBuf {
+        self.shared.dir.path().join("keys")
+    }
+
+    /// Runs a `latchkey` subcommand with this server's configuration.
+    pub async fn cli(&self, args: &[&str]) -> std::process::Output {
+        latchkey_command(&self.shared.dir.path().join("cwd"), &self.env)
+            .args(args)
+            .output()
+            .await
+            .expect("running latchkey")
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .json(&body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn signup(&self, email: &str, password: &str) -> reqwest::Response {
+        self.post(
+            "/v1/auth/signup",
+            json!({ "email": email, "password": password }),
+        )
+        .await
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> reqwest::Response {
+        self.post(
+            "/v1/auth/login",
+            json!({ "email": email, "password": password }),
+        )
+        .await
+    }
+
+    pub async fn refresh(&self, refresh_token: &str) -> reqwest::Response {
+        self.post(
+            "/v1/auth/refresh",
+            json!({ "refresh_token": refresh_token }),
+        )
+        .await
+    }
+
+    pub async fn me(&self, access_token: &str) -> reqwest::Response {
+        self.client
+            .get(self.url("/v1/users/me"))
+            .bearer_auth(access_token)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// Signs up and logs in a fresh user; returns the token response.
+    pub async fn new_session(&self) -> Value {
+        let email = format!("user-{}@example.com", uuid::Uuid::new_v4().simple());
+        self.new_session_for(&email).await
+    }
+
+    pub async fn new_session_for(&self, email: &str) -> Value {
+        assert_eq!(self.signup(email, PASSWORD).await.status(), 202);
+        let resp = self.login(email, PASSWORD).await;
+        assert_eq!(resp.status(), 200);
+        resp.json().await.unwrap()
+    }
+
+    pub async fn jwks(&self) -> jsonwebtoken::jwk::JwkSet {
+        let resp = self
+            .client
+            .get(self.url("/.well-known/jwks.json"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        resp.json().await.unwrap()
+    }
+
+    /// Waits until the served JWKS satisfies `ready` (hot reload is polled).
+    pub async fn wait_for_jwks(
+        &self,
+        ready: impl Fn(&jsonwebtoken::jwk::JwkSet) -> bool,
+    ) -> jsonwebtoken::jwk::JwkSet {
+        for _ in 0..100 {
+            let set = self.jwks().await;
+            if ready(&set) {
+                return set;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the JWKS never changed as expected");
+    }
+
+    /// The PEM of a private key in this server's ring (for forging test tokens).
+    pub fn private_key_pem(&self, kid: &str) -> Vec<u8> {
+        std::fs::read(self.keys_dir().join(format!("{kid}.pem"))).expect("private key file")
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Asserts a problem+json response with `status` and `code`; returns its body.
+pub async fn assert_problem(resp: reqwest::Response, status: u16, code: &str) -> Value {
+    assert_eq!(resp.status(), status, "status");
+    let content_type = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    assert!(
+        content_type.starts_with("application/problem+json"),
+        "content-type {content_type:?}"
+    );
+    let body: Value = resp.json().await.expect("problem body");
+    assert_eq!(body["code"], code, "body {body}");
+    assert_eq!(body["status"], status, "body {body}");
+    assert!(
+        body["title"].is_string() && body["detail"].is_string(),
+        "body {body}"
+    );
+    body
+}
+
+/// Runs an async test body on both backends.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test]
+            async fn postgres() {
+                super::$name($crate::helpers::Backend::Postgres).await
+            }
+
+            #[tokio::test]
+            async fn sqlite() {
+                super::$name($crate::helpers::Backend::Sqlite).await
+            }
+        }
+    };
+}

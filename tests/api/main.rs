@@ -1,0 +1,12 @@
+//! Black-box tests: each starts the real `latchkey` binary on its own database.
+
+mod helpers;
+
+mod bad_input;
+mod cli;
+mod discovery;
+mod health;
+mod openapi;
+mod rotation;
+mod signup_login;
+mod tokens;
