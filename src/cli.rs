@@ -63,24 +63,14 @@ fn keys(action: KeysAction, config: &Config) -> anyhow::Result<()> {
     match action {
         KeysAction::Generate => {
             if dir.ensure(config.signing_alg)? {
-                println!(
-                    "generated a {} key ring in {}",
-                    config.signing_alg,
-                    dir.path().display()
-                );
+                println!("generated a {} key ring in {}", config.signing_alg, dir.path().display());
             } else {
-                anyhow::bail!(
-                    "{} already holds a key ring; use `latchkey keys rotate`",
-                    dir.path().display()
-                );
+                anyhow::bail!("{} already holds a key ring; use `latchkey keys rotate`", dir.path().display());
             }
         }
         KeysAction::Rotate => {
             dir.rotate(config.signing_alg)?;
-            println!(
-                "rotated; running servers pick the new ring up within {} ms",
-                config.keys_reload_ms
-            );
+            println!("rotated; running servers pick the new ring up within {} ms", config.keys_reload_ms);
             print_ring(&dir)?;
         }
         KeysAction::List => print_ring(&dir)?,
@@ -91,11 +81,7 @@ fn keys(action: KeysAction, config: &Config) -> anyhow::Result<()> {
             println!(
                 "pruned {} key(s){}",
                 pruned.len(),
-                if pruned.is_empty() {
-                    String::new()
-                } else {
-                    format!(": {}", pruned.join(", "))
-                }
+                if pruned.is_empty() { String::new() } else { format!(": {}", pruned.join(", ")) }
             );
         }
     }

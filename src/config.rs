@@ -49,9 +49,7 @@ impl FromStr for SigningAlg {
             "ES256" => Ok(Self::ES256),
             "EdDSA" => Ok(Self::EdDSA),
             "RS256" => Ok(Self::RS256),
-            other => Err(format!(
-                "unknown algorithm {other:?}; use ES256, EdDSA or RS256"
-            )),
+            other => Err(format!("unknown algorithm {other:?}; use ES256, EdDSA or RS256")),
         }
     }
 }
@@ -82,6 +80,8 @@ pub struct Config {
     /// Clock skew tolerated on `exp`/`nbf`; at most 60 s.
     pub clock_leeway_secs: u64,
     pub db_max_connections: u32,
+    /// How often expired refresh tokens and sessions are deleted.
+    pub cleanup_interval_secs: u64,
     pub max_body_bytes: usize,
     /// Concurrent argon2 hashes; defaults to the number of cores.
     pub hash_concurrency: Option<usize>,
@@ -108,6 +108,7 @@ impl Default for Config {
             refresh_grace_secs: 10,
             clock_leeway_secs: 60,
             db_max_connections: 16,
+            cleanup_interval_secs: 600,
             max_body_bytes: 16 * 1024,
             hash_concurrency: None,
             log: "info,sqlx=warn,sea_orm=warn".into(),
@@ -124,18 +125,14 @@ pub struct ConfigError {
 }
 
 fn invalid(var: &str, message: impl Into<String>) -> ConfigError {
-    ConfigError {
-        var: var.into(),
-        message: message.into(),
-    }
+    ConfigError { var: var.into(), message: message.into() }
 }
 
 impl Config {
     /// Reads `.env` (if present) and the `LATCHKEY_*` environment.
     pub fn load() -> Result<Self, ConfigError> {
         let _ = dotenvy::dotenv();
-        let figment = Figment::from(Serialized::defaults(Config::default()))
-            .merge(Env::prefixed("LATCHKEY_"));
+        let figment = Figment::from(Serialized::defaults(Config::default())).merge(Env::prefixed("LATCHKEY_"));
         let config: Config = figment.extract().map_err(|e| {
             let var = format!("LATCHKEY_{}", e.path.join("_").to_uppercase());
             invalid(&var, e.kind.to_string())
@@ -146,14 +143,8 @@ impl Config {
 
     fn validate(&self) -> Result<(), ConfigError> {
         let url = &self.database_url;
-        if !(url.starts_with("sqlite:")
-            || url.starts_with("postgres://")
-            || url.starts_with("postgresql://"))
-        {
-            return Err(invalid(
-                "LATCHKEY_DATABASE_URL",
-                "must start with sqlite: or postgres://",
-            ));
+        if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(invalid("LATCHKEY_DATABASE_URL", "must start with sqlite: or postgres://"));
         }
         if let Some(issuer) = &self.issuer {
             check_http_url("LATCHKEY_ISSUER", issuer)?;
@@ -164,17 +155,12 @@ impl Config {
         }
         let positive = [
             ("LATCHKEY_ACCESS_TOKEN_TTL_SECS", self.access_token_ttl_secs),
-            (
-                "LATCHKEY_REFRESH_TOKEN_TTL_SECS",
-                self.refresh_token_ttl_secs,
-            ),
+            ("LATCHKEY_REFRESH_TOKEN_TTL_SECS", self.refresh_token_ttl_secs),
             ("LATCHKEY_SESSION_MAX_AGE_SECS", self.session_max_age_secs),
             ("LATCHKEY_KEYS_RELOAD_MS", self.keys_reload_ms),
-            (
-                "LATCHKEY_DB_MAX_CONNECTIONS",
-                u64::from(self.db_max_connections),
-            ),
+            ("LATCHKEY_DB_MAX_CONNECTIONS", u64::from(self.db_max_connections)),
             ("LATCHKEY_MAX_BODY_BYTES", self.max_body_bytes as u64),
+            ("LATCHKEY_CLEANUP_INTERVAL_SECS", self.cleanup_interval_secs),
         ];
         for (var, value) in positive {
             if value == 0 {
@@ -185,10 +171,7 @@ impl Config {
             return Err(invalid("LATCHKEY_CLOCK_LEEWAY_SECS", "must be at most 60"));
         }
         if self.hash_concurrency == Some(0) {
-            return Err(invalid(
-                "LATCHKEY_HASH_CONCURRENCY",
-                "must be greater than 0",
-            ));
+            return Err(invalid("LATCHKEY_HASH_CONCURRENCY", "must be greater than 0"));
         }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log) {
             return Err(invalid("LATCHKEY_LOG", e.to_string()));
@@ -220,14 +203,8 @@ impl Config {
 
 fn check_http_url(var: &str, value: &str) -> Result<(), ConfigError> {
     let ok = (value.starts_with("http://") || value.starts_with("https://"))
-        && value
-            .parse::<poem::http::Uri>()
-            .is_ok_and(|u| u.host().is_some());
-    if ok {
-        Ok(())
-    } else {
-        Err(invalid(var, format!("{value:?} is not an http(s) URL")))
-    }
+        && value.parse::<poem::http::Uri>().is_ok_and(|u| u.host().is_some());
+    if ok { Ok(()) } else { Err(invalid(var, format!("{value:?} is not an http(s) URL"))) }
 }
 
 fn redact_password(url: &str) -> String {
@@ -249,10 +226,7 @@ mod tests {
 
     #[test]
     fn redacts_the_password_of_a_database_url() {
-        assert_eq!(
-            redact_password("postgres://u:secret@h/db"),
-            "postgres://u:***@h/db"
-        );
+        assert_eq!(redact_password("postgres://u:secret@h/db"), "postgres://u:***@h/db");
         assert_eq!(redact_password("postgres://u@h/db"), "postgres://u@h/db");
         assert_eq!(redact_password("sqlite://data/x.db"), "sqlite://data/x.db");
     }

@@ -91,15 +91,8 @@ impl ApiError {
 
     /// A 401 with the RFC 6750 challenge.
     pub fn unauthorized(code: &str, detail: impl Into<String>) -> Self {
-        let challenge = if code == "invalid_token" {
-            r#"Bearer error="invalid_token""#
-        } else {
-            "Bearer"
-        };
-        Self::Unauthorized(
-            Json(Problem::new(StatusCode::UNAUTHORIZED, code, detail)),
-            challenge.into(),
-        )
+        let challenge = if code == "invalid_token" { r#"Bearer error="invalid_token""# } else { "Bearer" };
+        Self::Unauthorized(Json(Problem::new(StatusCode::UNAUTHORIZED, code, detail)), challenge.into())
     }
 
     pub fn forbidden(code: &str, detail: impl Into<String>) -> Self {
@@ -107,9 +100,7 @@ impl ApiError {
     }
 
     pub fn unprocessable(code: &str, detail: impl Into<String>, errors: Vec<FieldError>) -> Self {
-        Self::Unprocessable(Json(
-            Problem::new(StatusCode::UNPROCESSABLE_ENTITY, code, detail).with_errors(errors),
-        ))
+        Self::Unprocessable(Json(Problem::new(StatusCode::UNPROCESSABLE_ENTITY, code, detail).with_errors(errors)))
     }
 
     /// Logs the whole cause chain once and returns a body that says nothing about it.
@@ -131,28 +122,34 @@ impl ApiError {
     }
 }
 
+/// Whether the cause is the database being unreachable (rather than a bug):
+/// those failures are a 503 the client may retry, and recover by themselves.
 fn is_connection_error(err: &anyhow::Error) -> bool {
-    err.chain().any(|cause| {
-        matches!(
-            cause.downcast_ref::<sea_orm::DbErr>(),
-            Some(sea_orm::DbErr::ConnectionAcquire(_) | sea_orm::DbErr::Conn(_))
-        )
+    use sea_orm::{DbErr, RuntimeErr};
+    err.chain().any(|cause| match cause.downcast_ref::<DbErr>() {
+        Some(DbErr::ConnectionAcquire(_) | DbErr::Conn(_)) => true,
+        Some(DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e))) => sqlx_unavailable(e),
+        _ => false,
     })
+}
+
+fn sqlx_unavailable(err: &sea_orm::sqlx::Error) -> bool {
+    use sea_orm::sqlx::Error;
+    match err {
+        Error::Io(_) | Error::Tls(_) | Error::PoolTimedOut | Error::PoolClosed | Error::WorkerCrashed => true,
+        // SQLSTATE class 08 (connection exception) and 57P (server shutting down or starting).
+        Error::Database(e) => e.code().is_some_and(|c| c.starts_with("08") || c.starts_with("57P")),
+        _ => false,
+    }
 }
 
 /// Builds a problem response outside `ApiError` (middleware, catch-all).
 pub fn problem_response(problem: Problem) -> Response {
     let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let body = serde_json::to_vec(&problem).unwrap_or_default();
-    let mut resp = Response::builder()
-        .status(status)
-        .content_type(PROBLEM_JSON)
-        .body(body);
+    let mut resp = Response::builder().status(status).content_type(PROBLEM_JSON).body(body);
     if status == StatusCode::UNAUTHORIZED {
-        resp.headers_mut().insert(
-            "www-authenticate",
-            poem::http::HeaderValue::from_static("Bearer"),
-        );
+        resp.headers_mut().insert("www-authenticate", poem::http::HeaderValue::from_static("Bearer"));
     }
     resp
 }
@@ -165,18 +162,10 @@ pub async fn render_poem_error(err: poem::Error) -> Response {
     let status = err.status();
     let (code, detail) = match status {
         StatusCode::BAD_REQUEST => ("malformed_request", err.to_string()),
-        StatusCode::UNAUTHORIZED => (
-            "invalid_token",
-            "A valid bearer access token is required.".into(),
-        ),
+        StatusCode::UNAUTHORIZED => ("invalid_token", "A valid bearer access token is required.".into()),
         StatusCode::NOT_FOUND => ("not_found", "No such resource.".into()),
-        StatusCode::METHOD_NOT_ALLOWED => (
-            "method_not_allowed",
-            "Method not allowed on this resource.".into(),
-        ),
-        StatusCode::PAYLOAD_TOO_LARGE => {
-            ("payload_too_large", "The request body is too large.".into())
-        }
+        StatusCode::METHOD_NOT_ALLOWED => ("method_not_allowed", "Method not allowed on this resource.".into()),
+        StatusCode::PAYLOAD_TOO_LARGE => ("payload_too_large", "The request body is too large.".into()),
         StatusCode::UNSUPPORTED_MEDIA_TYPE => ("unsupported_media_type", err.to_string()),
         s if s.is_client_error() => ("bad_request", err.to_string()),
         _ => {
@@ -186,10 +175,8 @@ pub async fn render_poem_error(err: poem::Error) -> Response {
     };
     let mut resp = problem_response(Problem::new(status, code, detail));
     if status == StatusCode::UNAUTHORIZED {
-        resp.headers_mut().insert(
-            "www-authenticate",
-            poem::http::HeaderValue::from_static(r#"Bearer error="invalid_token""#),
-        );
+        resp.headers_mut()
+            .insert("www-authenticate", poem::http::HeaderValue::from_static(r#"Bearer error="invalid_token""#));
     }
     resp
 }

@@ -51,11 +51,8 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         ttl_secs: config.access_token_ttl_secs as i64,
         leeway_secs: config.clock_leeway_secs,
     };
-    let hash_concurrency = config.hash_concurrency.unwrap_or_else(|| {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-    });
+    let hash_concurrency =
+        config.hash_concurrency.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
     Ok(AppState {
         config: Arc::new(config),
         db,
@@ -84,24 +81,14 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let bind = config.bind;
     let state = build_state(config).await?;
     keyring::spawn_reloader(state.keys.clone(), keys_dir, reload_every);
+    store::cleanup::spawn(state.db.clone(), Duration::from_secs(state.config.cleanup_interval_secs));
 
-    let acceptor = TcpListener::bind(bind)
-        .into_acceptor()
-        .await
-        .with_context(|| format!("binding {bind}"))?;
-    let addr = acceptor
-        .local_addr()
-        .first()
-        .and_then(|a| a.as_socket_addr().copied())
-        .unwrap_or(bind);
+    let acceptor = TcpListener::bind(bind).into_acceptor().await.with_context(|| format!("binding {bind}"))?;
+    let addr = acceptor.local_addr().first().and_then(|a| a.as_socket_addr().copied()).unwrap_or(bind);
     tracing::info!("issuer: {}", state.tokens.issuer);
     tracing::info!("listening on http://{addr} (Swagger UI at http://{addr}/docs)");
     Server::new_with_acceptor(acceptor)
-        .run_with_graceful_shutdown(
-            api::app(state),
-            shutdown_signal(),
-            Some(Duration::from_secs(10)),
-        )
+        .run_with_graceful_shutdown(api::app(state), shutdown_signal(), Some(Duration::from_secs(10)))
         .await?;
     tracing::info!("stopped");
     Ok(())

@@ -34,19 +34,13 @@ impl MigrationTrait for Migration {
             .await?;
         manager
             .create_index(
-                Index::create()
-                    .name("idx_sessions_user_id")
-                    .table(Sessions::Table)
-                    .col(Sessions::UserId)
-                    .to_owned(),
+                Index::create().name("idx_sessions_user_id").table(Sessions::Table).col(Sessions::UserId).to_owned(),
             )
             .await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .drop_table(Table::drop().table(Sessions::Table).to_owned())
-            .await
+        manager.drop_table(Table::drop().table(Sessions::Table).to_owned()).await
     }
 }
 

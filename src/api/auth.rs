@@ -3,10 +3,7 @@ use poem_openapi::{ApiResponse, OpenApi, payload::Json};
 
 use super::{
     ApiTags, BearerAuth,
-    types::{
-        LoginRequest, RefreshRequest, RevokeRequest, SignupAccepted, SignupRequest, TokenResponse,
-        client_info,
-    },
+    types::{LoginRequest, RefreshRequest, RevokeRequest, SignupAccepted, SignupRequest, TokenResponse, client_info},
 };
 use crate::{
     AppState,
@@ -66,17 +63,9 @@ impl AuthApi {
     /// account can log in at once. Errors: 422 `invalid_email`,
     /// `invalid_password` (each broken rule listed in `errors`), `invalid_name`.
     #[oai(path = "/signup", method = "post", operation_id = "signup")]
-    async fn signup(
-        &self,
-        state: Data<'_>,
-        body: Json<SignupRequest>,
-    ) -> Result<SignupResponse, ApiError> {
+    async fn signup(&self, state: Data<'_>, body: Json<SignupRequest>) -> Result<SignupResponse, ApiError> {
         let Json(body) = body;
-        let input = SignupInput {
-            email: body.email,
-            password: Password::new(body.password),
-            name: body.name,
-        };
+        let input = SignupInput { email: body.email, password: Password::new(body.password), name: body.name };
         match signup::signup(&state, input).await {
             Ok(()) => {
                 let message = if state.config.require_email_verification {
@@ -84,15 +73,11 @@ impl AuthApi {
                 } else {
                     "Sign-up received; you can log in once your account is ready."
                 };
-                Ok(SignupResponse::Accepted(Json(SignupAccepted {
-                    message: message.into(),
-                })))
+                Ok(SignupResponse::Accepted(Json(SignupAccepted { message: message.into() })))
             }
-            Err(SignupError::Invalid { code, errors }) => Err(ApiError::unprocessable(
-                code,
-                "The request has invalid fields.",
-                errors,
-            )),
+            Err(SignupError::Invalid { code, errors }) => {
+                Err(ApiError::unprocessable(code, "The request has invalid fields.", errors))
+            }
             Err(SignupError::Internal(e)) => Err(ApiError::internal(e)),
         }
     }
@@ -103,23 +88,16 @@ impl AuthApi {
     /// `invalid_credentials` (the same for an unknown address and a wrong
     /// password), 403 `email_not_verified`.
     #[oai(path = "/login", method = "post", operation_id = "login")]
-    async fn login(
-        &self,
-        state: Data<'_>,
-        req: &Request,
-        body: Json<LoginRequest>,
-    ) -> Result<TokenIssued, ApiError> {
+    async fn login(&self, state: Data<'_>, req: &Request, body: Json<LoginRequest>) -> Result<TokenIssued, ApiError> {
         let password = Password::new(body.0.password);
         match login::login(&state, &body.0.email, &password, client_info(req)).await {
             Ok(tokens) => Ok(TokenIssued::new(tokens)),
-            Err(LoginError::InvalidCredentials) => Err(ApiError::unauthorized(
-                "invalid_credentials",
-                "The email or password is incorrect.",
-            )),
-            Err(LoginError::EmailNotVerified) => Err(ApiError::forbidden(
-                "email_not_verified",
-                "Verify your email address before logging in.",
-            )),
+            Err(LoginError::InvalidCredentials) => {
+                Err(ApiError::unauthorized("invalid_credentials", "The email or password is incorrect."))
+            }
+            Err(LoginError::EmailNotVerified) => {
+                Err(ApiError::forbidden("email_not_verified", "Verify your email address before logging in."))
+            }
             Err(LoginError::Internal(e)) => Err(ApiError::internal(e)),
         }
     }
@@ -132,11 +110,7 @@ impl AuthApi {
     /// that revokes the whole session. Errors: 401 `invalid_refresh_token`,
     /// `refresh_token_reused`.
     #[oai(path = "/refresh", method = "post", operation_id = "refresh")]
-    async fn refresh(
-        &self,
-        state: Data<'_>,
-        body: Json<RefreshRequest>,
-    ) -> Result<TokenIssued, ApiError> {
+    async fn refresh(&self, state: Data<'_>, body: Json<RefreshRequest>) -> Result<TokenIssued, ApiError> {
         match session::refresh(&state, &body.0.refresh_token).await {
             Ok(tokens) => Ok(TokenIssued::new(tokens)),
             Err(RefreshError::Invalid) => Err(ApiError::unauthorized(
@@ -156,15 +130,8 @@ impl AuthApi {
     /// Revokes the session of the bearer access token: its refresh token
     /// stops working at once. Errors: 401 `invalid_token`.
     #[oai(path = "/logout", method = "post", operation_id = "logout")]
-    async fn logout(
-        &self,
-        state: Data<'_>,
-        req: &Request,
-        auth: BearerAuth,
-    ) -> Result<NoContent, ApiError> {
-        session::logout(&state, &auth.0, client_info(req))
-            .await
-            .map_err(ApiError::internal)?;
+    async fn logout(&self, state: Data<'_>, req: &Request, auth: BearerAuth) -> Result<NoContent, ApiError> {
+        session::logout(&state, &auth.0, client_info(req)).await.map_err(ApiError::internal)?;
         Ok(NoContent::NoContent)
     }
 
@@ -173,15 +140,8 @@ impl AuthApi {
     /// RFC 7009-style: revokes the session the token belongs to. Answers 200
     /// whether or not the token was known.
     #[oai(path = "/revoke", method = "post", operation_id = "revoke")]
-    async fn revoke(
-        &self,
-        state: Data<'_>,
-        req: &Request,
-        body: Json<RevokeRequest>,
-    ) -> Result<Revoked, ApiError> {
-        session::revoke(&state, &body.0.token, client_info(req))
-            .await
-            .map_err(ApiError::internal)?;
+    async fn revoke(&self, state: Data<'_>, req: &Request, body: Json<RevokeRequest>) -> Result<Revoked, ApiError> {
+        session::revoke(&state, &body.0.token, client_info(req)).await.map_err(ApiError::internal)?;
         Ok(Revoked::Ok)
     }
 }

@@ -30,9 +30,7 @@ impl Payload for JwksBody {
 
 impl IntoResponse for JwksBody {
     fn into_response(self) -> Response {
-        Response::builder()
-            .content_type(Self::CONTENT_TYPE)
-            .body(self.0)
+        Response::builder().content_type(Self::CONTENT_TYPE).body(self.0)
     }
 }
 
@@ -44,17 +42,10 @@ const JWKS_CACHE_CONTROL: &str = "public, max-age=300";
 pub enum JwksResponse {
     /// The public keys (next, active and retired).
     #[oai(status = 200)]
-    Ok(
-        JwksBody,
-        #[oai(header = "ETag")] String,
-        #[oai(header = "Cache-Control")] String,
-    ),
+    Ok(JwksBody, #[oai(header = "ETag")] String, #[oai(header = "Cache-Control")] String),
     /// The key set has not changed since the ETag given in `If-None-Match`.
     #[oai(status = 304)]
-    NotModified(
-        #[oai(header = "ETag")] String,
-        #[oai(header = "Cache-Control")] String,
-    ),
+    NotModified(#[oai(header = "ETag")] String, #[oai(header = "Cache-Control")] String),
 }
 
 /// OpenID Provider metadata, for libraries and gateways configured with the issuer URL alone.
@@ -68,11 +59,15 @@ pub struct OpenIdConfiguration {
     pub token_endpoint: String,
     /// Revokes a refresh token (RFC 7009 style).
     pub revocation_endpoint: String,
+    /// `refresh_token`: the only OAuth grant latchkey's token endpoint takes.
     pub grant_types_supported: Vec<String>,
+    /// `none`: latchkey has no authorization endpoint of its own.
     pub response_types_supported: Vec<String>,
+    /// `public`: `sub` is the same user id for every audience.
     pub subject_types_supported: Vec<String>,
     /// The algorithms of the published keys.
     pub id_token_signing_alg_values_supported: Vec<String>,
+    /// `none`: clients are public (SPAs); no client secret is sent.
     pub token_endpoint_auth_methods_supported: Vec<String>,
 }
 
@@ -83,53 +78,32 @@ impl DiscoveryApi {
     /// Public keys for verifying access tokens offline. Pick the key by the
     /// token's `kid` and use that key's `alg`. Send `If-None-Match` with the
     /// last `ETag` to get a 304 when nothing changed.
-    #[oai(
-        path = "/.well-known/jwks.json",
-        method = "get",
-        operation_id = "getJwks"
-    )]
+    #[oai(path = "/.well-known/jwks.json", method = "get", operation_id = "getJwks")]
     async fn jwks(
         &self,
         state: poem::web::Data<&AppState>,
-        #[oai(name = "If-None-Match")] if_none_match: Header<Option<String>>,
+        /// The `ETag` of a copy you hold; a match answers 304.
+        #[oai(name = "If-None-Match")]
+        if_none_match: Header<Option<String>>,
     ) -> JwksResponse {
         let ring = state.keys.load();
         let (body, etag) = ring.jwks();
-        let matches = if_none_match
-            .0
-            .as_deref()
-            .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
+        let matches =
+            if_none_match.0.as_deref().is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
         if matches {
             JwksResponse::NotModified(etag.to_string(), JWKS_CACHE_CONTROL.into())
         } else {
-            JwksResponse::Ok(
-                JwksBody(body.clone()),
-                etag.to_string(),
-                JWKS_CACHE_CONTROL.into(),
-            )
+            JwksResponse::Ok(JwksBody(body.clone()), etag.to_string(), JWKS_CACHE_CONTROL.into())
         }
     }
 
     /// OpenID Provider metadata
     ///
     /// Discovery document pointing at the JWKS and the token endpoints.
-    #[oai(
-        path = "/.well-known/openid-configuration",
-        method = "get",
-        operation_id = "getOpenIdConfiguration"
-    )]
-    async fn openid_configuration(
-        &self,
-        state: poem::web::Data<&AppState>,
-    ) -> Json<OpenIdConfiguration> {
+    #[oai(path = "/.well-known/openid-configuration", method = "get", operation_id = "getOpenIdConfiguration")]
+    async fn openid_configuration(&self, state: poem::web::Data<&AppState>) -> Json<OpenIdConfiguration> {
         let issuer = state.tokens.issuer.clone();
-        let mut algs: Vec<String> = state
-            .keys
-            .load()
-            .keys()
-            .iter()
-            .map(|k| format!("{:?}", k.alg))
-            .collect();
+        let mut algs: Vec<String> = state.keys.load().keys().iter().map(|k| format!("{:?}", k.alg)).collect();
         algs.sort();
         algs.dedup();
         Json(OpenIdConfiguration {

@@ -5,6 +5,7 @@ use crate::{AppState, error::ApiError, store};
 
 pub struct HealthApi;
 
+/// A probe result.
 #[derive(Debug, Object)]
 pub struct Health {
     /// `ok` when healthy.
@@ -19,9 +20,7 @@ pub enum HealthResponse {
 }
 
 fn ok() -> HealthResponse {
-    HealthResponse::Ok(Json(Health {
-        status: "ok".into(),
-    }))
+    HealthResponse::Ok(Json(Health { status: "ok".into() }))
 }
 
 #[OpenApi(tag = "ApiTags::Health")]
@@ -42,9 +41,9 @@ impl HealthApi {
         if store::ping(&state.db).await {
             Ok(ok())
         } else {
-            Err(ApiError::internal(anyhow::Error::new(
-                sea_orm::DbErr::Conn(sea_orm::RuntimeErr::Internal("database ping failed".into())),
-            )))
+            Err(ApiError::internal(anyhow::Error::new(sea_orm::DbErr::Conn(sea_orm::RuntimeErr::Internal(
+                "database ping failed".into(),
+            )))))
         }
     }
 }

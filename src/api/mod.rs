@@ -27,22 +27,12 @@ pub enum ApiTags {
     Health,
 }
 
-type Apis = (
-    auth::AuthApi,
-    users::UsersApi,
-    discovery::DiscoveryApi,
-    health::HealthApi,
-);
+type Apis = (auth::AuthApi, users::UsersApi, discovery::DiscoveryApi, health::HealthApi);
 
 /// The OpenAPI service. Needs no database: the spec can be generated anywhere.
 pub fn service() -> OpenApiService<Apis, ()> {
     OpenApiService::new(
-        (
-            auth::AuthApi,
-            users::UsersApi,
-            discovery::DiscoveryApi,
-            health::HealthApi,
-        ),
+        (auth::AuthApi, users::UsersApi, discovery::DiscoveryApi, health::HealthApi),
         "latchkey",
         env!("CARGO_PKG_VERSION"),
     )
@@ -89,11 +79,7 @@ async fn limit_body<E: Endpoint>(
         Some(len) if len > max => return Err(too_large()),
         Some(_) => {}
         None => {
-            let body = req
-                .take_body()
-                .into_bytes_limit(max)
-                .await
-                .map_err(|_| too_large())?;
+            let body = req.take_body().into_bytes_limit(max).await.map_err(|_| too_large())?;
             req.set_body(body);
         }
     }

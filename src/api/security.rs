@@ -13,14 +13,11 @@ use crate::{
 pub struct BearerAuth(pub AccessClaims);
 
 async fn check_bearer(req: &Request, bearer: Bearer) -> poem::Result<AccessClaims> {
-    let state = req
-        .data::<AppState>()
-        .expect("AppState is attached to every request");
+    let state = req.data::<AppState>().expect("AppState is attached to every request");
     access::verify(&state.keys.load(), &state.tokens, &bearer.token).map_err(|e| {
         tracing::debug!(error = %e, "access token rejected");
         poem::Error::from_response(
-            ApiError::unauthorized("invalid_token", "The access token is invalid or expired.")
-                .into_response(),
+            ApiError::unauthorized("invalid_token", "The access token is invalid or expired.").into_response(),
         )
     })
 }

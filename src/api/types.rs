@@ -7,6 +7,7 @@ use uuid::Uuid;
 
 use crate::session::{ClientInfo, IssuedTokens};
 
+/// A new account.
 #[derive(Debug, Object)]
 pub struct SignupRequest {
     /// The address to sign up with; it is trimmed and its domain lower-cased.
@@ -17,24 +18,30 @@ pub struct SignupRequest {
     pub name: Option<String>,
 }
 
+/// The answer to every valid signup.
 #[derive(Debug, Object)]
 pub struct SignupAccepted {
     /// What happens next. The same for every address, so it reveals nothing about existing accounts.
     pub message: String,
 }
 
+/// Email and password credentials.
 #[derive(Debug, Object)]
 pub struct LoginRequest {
+    /// The account's email address (any case).
     pub email: String,
+    /// The account's password.
     pub password: String,
 }
 
+/// A refresh token to exchange.
 #[derive(Debug, Object)]
 pub struct RefreshRequest {
     /// The refresh token from the last token response (`lk_rt_…`).
     pub refresh_token: String,
 }
 
+/// A token to revoke.
 #[derive(Debug, Object)]
 pub struct RevokeRequest {
     /// The refresh token to revoke (`lk_rt_…`).
@@ -76,20 +83,22 @@ impl From<IssuedTokens> for TokenResponse {
 /// The signed-in user.
 #[derive(Debug, Object)]
 pub struct User {
+    /// The user id; the `sub` of their access tokens.
     pub id: Uuid,
+    /// The email address as signed up with (domain lower-cased).
     pub email: String,
+    /// Whether the address has been verified.
     pub email_verified: bool,
+    /// Display name, when one was given.
     #[oai(skip_serializing_if_is_none)]
     pub name: Option<String>,
+    /// When the account was created.
     pub created_at: DateTime<Utc>,
 }
 
 pub fn client_info(req: &Request) -> ClientInfo {
     ClientInfo {
-        ip: req
-            .remote_addr()
-            .as_socket_addr()
-            .map(|a| a.ip().to_string()),
+        ip: req.remote_addr().as_socket_addr().map(|a| a.ip().to_string()),
         user_agent: req
             .headers()
             .get(poem::http::header::USER_AGENT)

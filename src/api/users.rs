@@ -20,14 +20,9 @@ impl UsersApi {
     /// Requires a bearer access token whose session is still live.
     /// Errors: 401 `invalid_token`.
     #[oai(path = "/me", method = "get", operation_id = "getCurrentUser")]
-    async fn me(
-        &self,
-        state: poem::web::Data<&AppState>,
-        auth: BearerAuth,
-    ) -> Result<MeResponse, ApiError> {
+    async fn me(&self, state: poem::web::Data<&AppState>, auth: BearerAuth) -> Result<MeResponse, ApiError> {
         let claims = auth.0;
-        let gone =
-            || ApiError::unauthorized("invalid_token", "The session of this token has ended.");
+        let gone = || ApiError::unauthorized("invalid_token", "The session of this token has ended.");
         let session = store::sessions::find_live(&state.db, claims.sid, Utc::now())
             .await
             .map_err(|e| ApiError::internal(e.into()))?;

@@ -32,9 +32,7 @@ pub async fn login(
     client: ClientInfo,
 ) -> Result<IssuedTokens, LoginError> {
     let user = match validate::email(email) {
-        Ok(email) => users::find_by_email_key(&state.db, &email.key)
-            .await
-            .map_err(anyhow::Error::from)?,
+        Ok(email) => users::find_by_email_key(&state.db, &email.key).await.map_err(anyhow::Error::from)?,
         Err(_) => None,
     };
     let stored = user.as_ref().and_then(|u| u.password_hash.clone());
@@ -42,16 +40,9 @@ pub async fn login(
     let matches = state.hasher.verify(password, stored).await?;
     let Some(user) = user.filter(|_| matches) else {
         if let Some(user) = &known {
-            events::record(
-                &state.db,
-                user.id,
-                None,
-                events::kind::LOGIN_FAILED,
-                client.ip.clone(),
-                Utc::now(),
-            )
-            .await
-            .map_err(anyhow::Error::from)?;
+            events::record(&state.db, user.id, None, events::kind::LOGIN_FAILED, client.ip.clone(), Utc::now())
+                .await
+                .map_err(anyhow::Error::from)?;
         }
         return Err(LoginError::InvalidCredentials);
     };

@@ -27,9 +27,7 @@ pub struct PasswordHasher {
 
 impl PasswordHasher {
     pub fn new(concurrency: usize) -> Self {
-        Self {
-            permits: Arc::new(Semaphore::new(concurrency.max(1))),
-        }
+        Self { permits: Arc::new(Semaphore::new(concurrency.max(1))) }
     }
 
     pub async fn hash(&self, password: &Password) -> anyhow::Result<String> {
@@ -47,22 +45,15 @@ impl PasswordHasher {
     /// Checks `password` against `stored`. With no stored hash (unknown user,
     /// or an account without a password) it verifies against a dummy hash, so
     /// the time taken does not reveal which case it was.
-    pub async fn verify(
-        &self,
-        password: &Password,
-        stored: Option<String>,
-    ) -> anyhow::Result<bool> {
+    pub async fn verify(&self, password: &Password, stored: Option<String>) -> anyhow::Result<bool> {
         let password = password.clone();
         self.run(move || {
             let (phc, real) = match stored {
                 Some(phc) => (phc, true),
                 None => (dummy_hash().to_string(), false),
             };
-            let parsed = PasswordHash::new(&phc)
-                .map_err(|e| anyhow::anyhow!("stored hash unreadable: {e}"))?;
-            let matches = argon2()
-                .verify_password(password.expose().as_bytes(), &parsed)
-                .is_ok();
+            let parsed = PasswordHash::new(&phc).map_err(|e| anyhow::anyhow!("stored hash unreadable: {e}"))?;
+            let matches = argon2().verify_password(password.expose().as_bytes(), &parsed).is_ok();
             Ok(real && matches)
         })
         .await
@@ -85,9 +76,6 @@ fn dummy_hash() -> &'static str {
     static DUMMY: OnceLock<String> = OnceLock::new();
     DUMMY.get_or_init(|| {
         let salt = SaltString::generate(&mut OsRng);
-        argon2()
-            .hash_password(b"latchkey-dummy-password", &salt)
-            .expect("hashing a constant works")
-            .to_string()
+        argon2().hash_password(b"latchkey-dummy-password", &salt).expect("hashing a constant works").to_string()
     })
 }

@@ -17,22 +17,14 @@ pub struct Email {
 }
 
 fn rule(field: &str, rule: &str, message: &str) -> FieldError {
-    FieldError {
-        field: field.into(),
-        rule: rule.into(),
-        message: message.into(),
-    }
+    FieldError { field: field.into(), rule: rule.into(), message: message.into() }
 }
 
 /// Trims, lower-cases the domain and checks the address.
 pub fn email(raw: &str) -> Result<Email, FieldError> {
     let trimmed = raw.trim();
     if trimmed.chars().count() > MAX_EMAIL_CHARS {
-        return Err(rule(
-            "email",
-            "too_long",
-            "An email address has at most 254 characters.",
-        ));
+        return Err(rule("email", "too_long", "An email address has at most 254 characters."));
     }
     if trimmed.chars().any(|c| c.is_control() || c.is_whitespace()) {
         return Err(rule(
@@ -47,19 +39,14 @@ pub fn email(raw: &str) -> Result<Email, FieldError> {
     let normalised = format!("{local}@{}", domain.to_lowercase());
     let valid = email_address::EmailAddress::parse_with_options(
         &normalised,
-        email_address::Options::default()
-            .without_display_text()
-            .without_domain_literal(),
+        email_address::Options::default().without_display_text().without_domain_literal(),
     )
     .is_ok()
         && domain.contains('.');
     if !valid {
         return Err(rule("email", "format", "This is not an email address."));
     }
-    Ok(Email {
-        key: normalised.to_lowercase(),
-        email: normalised,
-    })
+    Ok(Email { key: normalised.to_lowercase(), email: normalised })
 }
 
 /// The password rules; every rule broken is listed.
@@ -67,53 +54,25 @@ pub fn password(raw: &str) -> Result<(), Vec<FieldError>> {
     let chars = raw.chars().count();
     if chars > MAX_PASSWORD_CHARS {
         // Never truncated: longer passwords are refused outright.
-        return Err(vec![rule(
-            "password",
-            "too_long",
-            "A password has at most 128 characters.",
-        )]);
+        return Err(vec![rule("password", "too_long", "A password has at most 128 characters.")]);
     }
     let mut broken = Vec::new();
     if chars < MIN_PASSWORD_CHARS {
-        broken.push(rule(
-            "password",
-            "too_short",
-            "A password has at least 8 characters.",
-        ));
+        broken.push(rule("password", "too_short", "A password has at least 8 characters."));
     }
     if !raw.chars().any(char::is_uppercase) {
-        broken.push(rule(
-            "password",
-            "missing_uppercase",
-            "A password needs an upper-case letter.",
-        ));
+        broken.push(rule("password", "missing_uppercase", "A password needs an upper-case letter."));
     }
     if !raw.chars().any(char::is_lowercase) {
-        broken.push(rule(
-            "password",
-            "missing_lowercase",
-            "A password needs a lower-case letter.",
-        ));
+        broken.push(rule("password", "missing_lowercase", "A password needs a lower-case letter."));
     }
     if !raw.chars().any(|c| c.is_ascii_digit()) {
-        broken.push(rule(
-            "password",
-            "missing_digit",
-            "A password needs a digit.",
-        ));
+        broken.push(rule("password", "missing_digit", "A password needs a digit."));
     }
     if raw.chars().any(char::is_control) {
-        broken.push(rule(
-            "password",
-            "invalid_characters",
-            "A password cannot contain control characters.",
-        ));
+        broken.push(rule("password", "invalid_characters", "A password cannot contain control characters."));
     }
-    if broken.is_empty() {
-        Ok(())
-    } else {
-        Err(broken)
-    }
+    if broken.is_empty() { Ok(()) } else { Err(broken) }
 }
 
 /// An optional display name: trimmed, at most 100 characters, no control characters.
@@ -122,18 +81,10 @@ pub fn name(raw: Option<&str>) -> Result<Option<String>, FieldError> {
         return Ok(None);
     };
     if name.chars().count() > MAX_NAME_CHARS {
-        return Err(rule(
-            "name",
-            "too_long",
-            "A name has at most 100 characters.",
-        ));
+        return Err(rule("name", "too_long", "A name has at most 100 characters."));
     }
     if name.chars().any(char::is_control) {
-        return Err(rule(
-            "name",
-            "invalid_characters",
-            "A name cannot contain control characters.",
-        ));
+        return Err(rule("name", "invalid_characters", "A name cannot contain control characters."));
     }
     Ok(Some(name.to_string()))
 }
@@ -151,32 +102,15 @@ mod tests {
 
     #[test]
     fn rejects_bad_emails() {
-        for bad in [
-            "",
-            "plain",
-            "a@b",
-            "a b@c.com",
-            "a@b.com\u{0}",
-            "@x.com",
-            "a@@x.com",
-        ] {
+        for bad in ["", "plain", "a@b", "a b@c.com", "a@b.com\u{0}", "@x.com", "a@@x.com"] {
             assert!(email(bad).is_err(), "{bad:?} accepted");
         }
-        assert_eq!(
-            email(&format!("{}@x.com", "a".repeat(260)))
-                .unwrap_err()
-                .rule,
-            "too_long"
-        );
+        assert_eq!(email(&format!("{}@x.com", "a".repeat(260))).unwrap_err().rule, "too_long");
     }
 
     #[test]
     fn names_every_broken_password_rule() {
-        let rules: Vec<_> = password("abc")
-            .unwrap_err()
-            .into_iter()
-            .map(|e| e.rule)
-            .collect();
+        let rules: Vec<_> = password("abc").unwrap_err().into_iter().map(|e| e.rule).collect();
         assert_eq!(rules, ["too_short", "missing_uppercase", "missing_digit"]);
         assert!(password("Correct1Horse").is_ok());
         assert!(password("Ünïcødé9pässwörd").is_ok());

@@ -58,8 +58,7 @@ pub async fn start(
     let config = &state.config;
     let token = RefreshToken::generate();
     let session_expires_at = now + Duration::seconds(config.session_max_age_secs as i64);
-    let token_expires_at =
-        (now + Duration::seconds(config.refresh_token_ttl_secs as i64)).min(session_expires_at);
+    let token_expires_at = (now + Duration::seconds(config.refresh_token_ttl_secs as i64)).min(session_expires_at);
     let new = NewSession {
         user_id: user.id,
         method: method.into(),
@@ -94,13 +93,7 @@ pub async fn refresh(state: &AppState, presented: &str) -> Result<IssuedTokens, 
         successor_expires_at: now + Duration::seconds(state.config.refresh_token_ttl_secs as i64),
     };
     if let Some(rotated) = rotation::rotate(&state.db, rotation).await? {
-        return Ok(issue(
-            state,
-            &rotated.session,
-            &successor,
-            rotated.successor_expires_at,
-            now,
-        )?);
+        return Ok(issue(state, &rotated.session, &successor, rotated.successor_expires_at, now)?);
     }
 
     // Slow path: tell a retry inside the grace window from a reuse.
@@ -121,34 +114,14 @@ pub async fn refresh(state: &AppState, presented: &str) -> Result<IssuedTokens, 
         return Ok(issue(state, &seen.session, &successor, expires_at, now)?);
     }
     let s = &seen.session;
-    sessions::revoke(
-        &state.db,
-        s.session_id,
-        s.user_id,
-        events::kind::REFRESH_TOKEN_REUSED,
-        None,
-        now,
-    )
-    .await?;
+    sessions::revoke(&state.db, s.session_id, s.user_id, events::kind::REFRESH_TOKEN_REUSED, None, now).await?;
     tracing::warn!(session_id = %s.session_id, user_id = %s.user_id, "refresh token reused; session revoked");
     Err(RefreshError::Reused)
 }
 
 /// Ends the session an access token belongs to.
-pub async fn logout(
-    state: &AppState,
-    claims: &access::AccessClaims,
-    client: ClientInfo,
-) -> anyhow::Result<()> {
-    sessions::revoke(
-        &state.db,
-        claims.sid,
-        claims.sub,
-        events::kind::LOGOUT,
-        client.ip,
-        Utc::now(),
-    )
-    .await?;
+pub async fn logout(state: &AppState, claims: &access::AccessClaims, client: ClientInfo) -> anyhow::Result<()> {
+    sessions::revoke(&state.db, claims.sid, claims.sub, events::kind::LOGOUT, client.ip, Utc::now()).await?;
     Ok(())
 }
 
@@ -163,15 +136,7 @@ pub async fn revoke(state: &AppState, presented: &str, client: ClientInfo) -> an
     };
     let now = Utc::now();
     if let Some(session) = sessions::find_live(&state.db, row.session_id, now).await? {
-        sessions::revoke(
-            &state.db,
-            session.id,
-            session.user_id,
-            events::kind::SESSION_REVOKED,
-            client.ip,
-            now,
-        )
-        .await?;
+        sessions::revoke(&state.db, session.id, session.user_id, events::kind::SESSION_REVOKED, client.ip, now).await?;
     }
     Ok(())
 }

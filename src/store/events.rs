@@ -20,9 +20,7 @@ pub async fn record(
         ip: Set(ip),
         created_at: Set(now),
     };
-    security_event::Entity::insert(row)
-        .exec_without_returning(db)
-        .await?;
+    security_event::Entity::insert(row).exec_without_returning(db).await?;
     Ok(())
 }
 

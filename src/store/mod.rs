@@ -1,6 +1,7 @@
 //! Persistence: the only place that knows tables and SQL. Functions take a
 //! connection (or transaction) and return entity models or plain outcomes.
 
+pub mod cleanup;
 pub mod events;
 pub mod rotation;
 pub mod sessions;
@@ -36,20 +37,15 @@ pub async fn connect(config: &Config) -> anyhow::Result<DatabaseConnection> {
         .await
         .with_context(|| format!("connecting to {}", config.redacted_database_url()))?;
     if config.is_sqlite() {
-        db.execute_unprepared("PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON;")
-            .await?;
+        db.execute_unprepared("PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON;").await?;
     }
-    migration::Migrator::up(&db, None)
-        .await
-        .context("running migrations")?;
+    migration::Migrator::up(&db, None).await.context("running migrations")?;
     Ok(db)
 }
 
 /// The file behind a `sqlite:` URL.
 pub fn sqlite_path(url: &str) -> Option<std::path::PathBuf> {
-    let rest = url
-        .strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
     let path = rest.split('?').next()?;
     (!path.is_empty() && path != ":memory:").then(|| path.into())
 }

@@ -6,8 +6,8 @@
 use chrono::{DateTime, Utc};
 use entity::{refresh_token, session, user};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr,
-    EntityTrait, QueryFilter, Statement, TransactionTrait, sea_query::Expr,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, QueryFilter,
+    Statement, TransactionTrait, sea_query::Expr,
 };
 use uuid::Uuid;
 
@@ -77,19 +77,11 @@ SELECT sess.id AS session_id, sess.user_id, sess.method, ins.expires_at,
 FROM sess CROSS JOIN ins JOIN users ON users.id = sess.user_id
 "#;
 
-async fn rotate_postgres(
-    db: &DatabaseConnection,
-    r: Rotation<'_>,
-) -> Result<Option<Rotated>, DbErr> {
+async fn rotate_postgres(db: &DatabaseConnection, r: Rotation<'_>) -> Result<Option<Rotated>, DbErr> {
     let stmt = Statement::from_sql_and_values(
         DbBackend::Postgres,
         ROTATE_SQL,
-        [
-            r.presented.to_vec().into(),
-            r.now.into(),
-            r.successor.to_vec().into(),
-            r.successor_expires_at.into(),
-        ],
+        [r.presented.to_vec().into(), r.now.into(), r.successor.to_vec().into(), r.successor_expires_at.into()],
     );
     let Some(row) = db.query_one_raw(stmt).await? else {
         return Ok(None);
@@ -106,17 +98,11 @@ async fn rotate_postgres(
     }))
 }
 
-async fn rotate_in_transaction(
-    db: &DatabaseConnection,
-    r: Rotation<'_>,
-) -> Result<Option<Rotated>, DbErr> {
+async fn rotate_in_transaction(db: &DatabaseConnection, r: Rotation<'_>) -> Result<Option<Rotated>, DbErr> {
     let txn = db.begin().await?;
     let won = refresh_token::Entity::update_many()
         .col_expr(refresh_token::Column::UsedAt, Expr::value(r.now))
-        .col_expr(
-            refresh_token::Column::SuccessorHash,
-            Expr::value(r.successor.to_vec()),
-        )
+        .col_expr(refresh_token::Column::SuccessorHash, Expr::value(r.successor.to_vec()))
         .filter(refresh_token::Column::Hash.eq(r.presented.to_vec()))
         .filter(refresh_token::Column::UsedAt.is_null())
         .filter(refresh_token::Column::ExpiresAt.gt(r.now))
@@ -127,9 +113,7 @@ async fn rotate_in_transaction(
     if !won {
         return Ok(None);
     }
-    let token = refresh_token::Entity::find_by_id(r.presented.to_vec())
-        .one(&txn)
-        .await?;
+    let token = refresh_token::Entity::find_by_id(r.presented.to_vec()).one(&txn).await?;
     let live = match token {
         Some(token) => super::sessions::find_live(&txn, token.session_id, r.now).await?,
         None => None,
@@ -178,27 +162,17 @@ pub async fn inspect(
     presented: &[u8],
     now: DateTime<Utc>,
 ) -> Result<Option<Inspection>, DbErr> {
-    let Some(token) = refresh_token::Entity::find_by_id(presented.to_vec())
-        .one(db)
-        .await?
-    else {
+    let Some(token) = refresh_token::Entity::find_by_id(presented.to_vec()).one(db).await? else {
         return Ok(None);
     };
-    let Some(sess) = session::Entity::find_by_id(token.session_id)
-        .one(db)
-        .await?
-    else {
+    let Some(sess) = session::Entity::find_by_id(token.session_id).one(db).await? else {
         return Ok(None);
     };
     let Some(owner) = user::Entity::find_by_id(sess.user_id).one(db).await? else {
         return Ok(None);
     };
     let successor = match &token.successor_hash {
-        Some(hash) => {
-            refresh_token::Entity::find_by_id(hash.clone())
-                .one(db)
-                .await?
-        }
+        Some(hash) => refresh_token::Entity::find_by_id(hash.clone()).one(db).await?,
         None => None,
     };
     Ok(Some(Inspection {

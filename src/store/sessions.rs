@@ -1,8 +1,8 @@
 use chrono::{DateTime, Utc};
 use entity::{refresh_token, session};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter,
-    TransactionSession, TransactionTrait, sea_query::Expr,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, TransactionSession,
+    TransactionTrait, sea_query::Expr,
 };
 use uuid::Uuid;
 
@@ -20,11 +20,7 @@ pub struct NewSession {
 }
 
 /// Opens a session and records the login, in one transaction.
-pub async fn create(
-    db: &impl TransactionTrait,
-    new: NewSession,
-    now: DateTime<Utc>,
-) -> Result<Uuid, DbErr> {
+pub async fn create(db: &impl TransactionTrait, new: NewSession, now: DateTime<Utc>) -> Result<Uuid, DbErr> {
     let id = Uuid::now_v7();
     let txn = db.begin().await?;
     session::Entity::insert(session::ActiveModel {
@@ -50,15 +46,7 @@ pub async fn create(
     })
     .exec_without_returning(&txn)
     .await?;
-    events::record(
-        &txn,
-        new.user_id,
-        Some(id),
-        events::kind::LOGIN,
-        new.ip,
-        now,
-    )
-    .await?;
+    events::record(&txn, new.user_id, Some(id), events::kind::LOGIN, new.ip, now).await?;
     txn.commit().await?;
     Ok(id)
 }
@@ -76,13 +64,8 @@ pub async fn find_live(
         .await
 }
 
-pub async fn find_token(
-    db: &impl ConnectionTrait,
-    hash: &[u8],
-) -> Result<Option<refresh_token::Model>, DbErr> {
-    refresh_token::Entity::find_by_id(hash.to_vec())
-        .one(db)
-        .await
+pub async fn find_token(db: &impl ConnectionTrait, hash: &[u8]) -> Result<Option<refresh_token::Model>, DbErr> {
+    refresh_token::Entity::find_by_id(hash.to_vec()).one(db).await
 }
 
 /// Revokes a live session of `user_id` and logs why, in one transaction.

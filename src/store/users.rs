@@ -1,8 +1,6 @@
 use chrono::{DateTime, Utc};
 use entity::user;
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, SqlErr,
-};
+use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, SqlErr};
 use uuid::Uuid;
 
 /// A user row to insert.
@@ -19,11 +17,7 @@ pub enum Inserted {
     EmailTaken,
 }
 
-pub async fn insert(
-    db: &impl ConnectionTrait,
-    new: NewUser,
-    now: DateTime<Utc>,
-) -> Result<Inserted, DbErr> {
+pub async fn insert(db: &impl ConnectionTrait, new: NewUser, now: DateTime<Utc>) -> Result<Inserted, DbErr> {
     let row = user::ActiveModel {
         id: Set(Uuid::now_v7()),
         email: Set(new.email),
@@ -36,21 +30,13 @@ pub async fn insert(
     };
     match user::Entity::insert(row).exec_with_returning(db).await {
         Ok(model) => Ok(Inserted::Created(model)),
-        Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
-            Ok(Inserted::EmailTaken)
-        }
+        Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => Ok(Inserted::EmailTaken),
         Err(e) => Err(e),
     }
 }
 
-pub async fn find_by_email_key(
-    db: &impl ConnectionTrait,
-    key: &str,
-) -> Result<Option<user::Model>, DbErr> {
-    user::Entity::find()
-        .filter(user::Column::EmailKey.eq(key))
-        .one(db)
-        .await
+pub async fn find_by_email_key(db: &impl ConnectionTrait, key: &str) -> Result<Option<user::Model>, DbErr> {
+    user::Entity::find().filter(user::Column::EmailKey.eq(key)).one(db).await
 }
 
 pub async fn find(db: &impl ConnectionTrait, id: Uuid) -> Result<Option<user::Model>, DbErr> {

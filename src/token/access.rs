@@ -89,20 +89,12 @@ pub fn issue(
 }
 
 /// Verifies signature, `typ`, `iss`, `aud`, `exp` and `nbf`.
-pub fn verify(
-    ring: &KeyRing,
-    settings: &TokenSettings,
-    token: &str,
-) -> Result<AccessClaims, AccessTokenError> {
+pub fn verify(ring: &KeyRing, settings: &TokenSettings, token: &str) -> Result<AccessClaims, AccessTokenError> {
     let header = decode_header(token).map_err(|_| AccessTokenError::Malformed)?;
     if header.typ.as_deref() != Some(ACCESS_TOKEN_TYP) {
         return Err(AccessTokenError::WrongType);
     }
-    let key = header
-        .kid
-        .as_deref()
-        .and_then(|kid| ring.find(kid))
-        .ok_or(AccessTokenError::UnknownKey)?;
+    let key = header.kid.as_deref().and_then(|kid| ring.find(kid)).ok_or(AccessTokenError::UnknownKey)?;
     // The key decides the algorithm; a header claiming another one fails here.
     let mut validation = Validation::new(key.alg);
     validation.set_issuer(&[&settings.issuer]);
@@ -110,7 +102,5 @@ pub fn verify(
     validation.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
     validation.validate_nbf = true;
     validation.leeway = settings.leeway_secs;
-    decode::<AccessClaims>(token, &key.decoding, &validation)
-        .map(|data| data.claims)
-        .map_err(AccessTokenError::Invalid)
+    decode::<AccessClaims>(token, &key.decoding, &validation).map(|data| data.claims).map_err(AccessTokenError::Invalid)
 }

@@ -100,27 +100,11 @@ impl Jwk {
     pub fn thumbprint(&self) -> String {
         let s = |v: &Option<String>| v.clone().unwrap_or_default();
         let canonical = match self.kty.as_str() {
-            "EC" => format!(
-                r#"{{"crv":"{}","kty":"EC","x":"{}","y":"{}"}}"#,
-                s(&self.crv),
-                s(&self.x),
-                s(&self.y)
-            ),
-            "OKP" => format!(
-                r#"{{"crv":"{}","kty":"OKP","x":"{}"}}"#,
-                s(&self.crv),
-                s(&self.x)
-            ),
-            _ => format!(
-                r#"{{"e":"{}","kty":"RSA","n":"{}"}}"#,
-                s(&self.e),
-                s(&self.n)
-            ),
+            "EC" => format!(r#"{{"crv":"{}","kty":"EC","x":"{}","y":"{}"}}"#, s(&self.crv), s(&self.x), s(&self.y)),
+            "OKP" => format!(r#"{{"crv":"{}","kty":"OKP","x":"{}"}}"#, s(&self.crv), s(&self.x)),
+            _ => format!(r#"{{"e":"{}","kty":"RSA","n":"{}"}}"#, s(&self.e), s(&self.n)),
         };
-        B64.encode(ring::digest::digest(
-            &ring::digest::SHA256,
-            canonical.as_bytes(),
-        ))
+        B64.encode(ring::digest::digest(&ring::digest::SHA256, canonical.as_bytes()))
     }
 }
 
@@ -143,9 +127,6 @@ mod tests {
             n: Some(n.into()),
             e: Some("AQAB".into()),
         };
-        assert_eq!(
-            jwk.thumbprint(),
-            "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
-        );
+        assert_eq!(jwk.thumbprint(), "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs");
     }
 }

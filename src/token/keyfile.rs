@@ -83,8 +83,7 @@ impl KeyDir {
         let Some(bytes) = self.read_ring_bytes()? else {
             return Ok(None);
         };
-        let ring = serde_json::from_slice(&bytes)
-            .with_context(|| format!("parsing {}", self.ring_path().display()))?;
+        let ring = serde_json::from_slice(&bytes).with_context(|| format!("parsing {}", self.ring_path().display()))?;
         Ok(Some(ring))
     }
 
@@ -112,26 +111,20 @@ impl KeyDir {
     /// Creates a ring (an active and a next key) when the directory holds none.
     /// Returns whether it generated one.
     pub fn ensure(&self, alg: SigningAlg) -> anyhow::Result<bool> {
-        fs::create_dir_all(&self.path)
-            .with_context(|| format!("creating {}", self.path.display()))?;
+        fs::create_dir_all(&self.path).with_context(|| format!("creating {}", self.path.display()))?;
         if self.read_ring_bytes()?.is_some() {
             return Ok(false);
         }
         let active = self.generate(alg, KeyState::Active)?;
         let next = self.generate(alg, KeyState::Next)?;
-        self.write_ring(&RingFile {
-            keys: vec![active, next],
-        })?;
+        self.write_ring(&RingFile { keys: vec![active, next] })?;
         Ok(true)
     }
 
     /// next → active, active → retired, and a new next key.
     pub fn rotate(&self, alg: SigningAlg) -> anyhow::Result<RingFile> {
         let Some(mut ring) = self.read_ring()? else {
-            bail!(
-                "no key ring in {}; run `latchkey keys generate` first",
-                self.path.display()
-            )
+            bail!("no key ring in {}; run `latchkey keys generate` first", self.path.display())
         };
         let now = Utc::now();
         let has_next = ring.keys.iter().any(|k| k.state == KeyState::Next);
@@ -159,9 +152,10 @@ impl KeyDir {
             return Ok(Vec::new());
         };
         let cutoff = Utc::now() - older_than;
-        let (gone, kept): (Vec<_>, Vec<_>) = ring.keys.into_iter().partition(|k| {
-            k.state == KeyState::Retired && k.retired_at.is_some_and(|at| at <= cutoff)
-        });
+        let (gone, kept): (Vec<_>, Vec<_>) = ring
+            .keys
+            .into_iter()
+            .partition(|k| k.state == KeyState::Retired && k.retired_at.is_some_and(|at| at <= cutoff));
         ring.keys = kept;
         self.write_ring(&ring)?;
         for key in &gone {
@@ -174,13 +168,7 @@ impl KeyDir {
         let der = generate_pkcs8(alg)?;
         let jwk = public_jwk(alg, &der)?;
         self.write_private(&jwk.kid, &der)?;
-        Ok(KeyEntry {
-            kid: jwk.kid,
-            alg,
-            state,
-            created_at: Utc::now(),
-            retired_at: None,
-        })
+        Ok(KeyEntry { kid: jwk.kid, alg, state, created_at: Utc::now(), retired_at: None })
     }
 
     /// The server-side secret that derives refresh-token successors; created on first use.
@@ -188,9 +176,7 @@ impl KeyDir {
         let path = self.path.join(REFRESH_SECRET_FILE);
         if !path.exists() {
             let mut secret = [0u8; 32];
-            SystemRandom::new()
-                .fill(&mut secret)
-                .map_err(|_| anyhow::anyhow!("no randomness"))?;
+            SystemRandom::new().fill(&mut secret).map_err(|_| anyhow::anyhow!("no randomness"))?;
             match write_secret_file(&path, &secret) {
                 Ok(()) => {}
                 // Another instance created it first: use theirs.
@@ -199,9 +185,7 @@ impl KeyDir {
             }
         }
         let bytes = fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-        bytes
-            .try_into()
-            .map_err(|_| anyhow::anyhow!("{} must hold 32 bytes", path.display()))
+        bytes.try_into().map_err(|_| anyhow::anyhow!("{} must hold 32 bytes", path.display()))
     }
 }
 
@@ -210,9 +194,7 @@ fn write_secret_file(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
     options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options
-        .open(path)
-        .with_context(|| format!("creating {}", path.display()))?;
+    let mut file = options.open(path).with_context(|| format!("creating {}", path.display()))?;
     file.write_all(contents)?;
     file.sync_all()?;
     Ok(())
@@ -224,14 +206,10 @@ fn generate_pkcs8(alg: SigningAlg) -> anyhow::Result<Vec<u8>> {
     let rng = SystemRandom::new();
     let no_rng = |_| anyhow::anyhow!("key generation failed");
     Ok(match alg {
-        SigningAlg::ES256 => EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
-            .map_err(no_rng)?
-            .as_ref()
-            .to_vec(),
-        SigningAlg::EdDSA => Ed25519KeyPair::generate_pkcs8(&rng)
-            .map_err(no_rng)?
-            .as_ref()
-            .to_vec(),
+        SigningAlg::ES256 => {
+            EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).map_err(no_rng)?.as_ref().to_vec()
+        }
+        SigningAlg::EdDSA => Ed25519KeyPair::generate_pkcs8(&rng).map_err(no_rng)?.as_ref().to_vec(),
         // ring cannot generate RSA keys; the rsa crate does, and ring signs.
         SigningAlg::RS256 => {
             use rsa::pkcs8::EncodePrivateKey;

@@ -37,11 +37,9 @@ pub type KeyRingHandle = Arc<ArcSwap<KeyRing>>;
 
 impl KeyRing {
     pub fn load(dir: &KeyDir) -> anyhow::Result<Self> {
-        let Some(bytes) = dir.read_ring_bytes()? else {
-            bail!("no key ring in {}", dir.path().display())
-        };
-        let ring: keyfile::RingFile = serde_json::from_slice(&bytes)
-            .with_context(|| format!("parsing {}", dir.ring_path().display()))?;
+        let Some(bytes) = dir.read_ring_bytes()? else { bail!("no key ring in {}", dir.path().display()) };
+        let ring: keyfile::RingFile =
+            serde_json::from_slice(&bytes).with_context(|| format!("parsing {}", dir.ring_path().display()))?;
         let mut keys = Vec::with_capacity(ring.keys.len());
         let mut jwks = Vec::with_capacity(ring.keys.len());
         for entry in &ring.keys {
@@ -49,11 +47,7 @@ impl KeyRing {
             let parsed = keyfile::parse(entry.alg, &der)?;
             let jwk: Jwk = keyfile::jwk_of(entry.alg, &parsed, &der)?;
             if jwk.kid != entry.kid {
-                bail!(
-                    "key {} does not match its thumbprint {}",
-                    entry.kid,
-                    jwk.kid
-                );
+                bail!("key {} does not match its thumbprint {}", entry.kid, jwk.kid);
             }
             provider::remember(&der, Arc::new(parsed));
             let alg = entry.alg.jwt();
@@ -63,40 +57,19 @@ impl KeyRing {
                 _ => EncodingKey::from_rsa_der(&der),
             };
             let decoding = DecodingKey::from_jwk(&to_jsonwebtoken_jwk(&jwk)?)?;
-            keys.push(LoadedKey {
-                kid: entry.kid.clone(),
-                alg,
-                state: entry.state,
-                encoding,
-                decoding,
-            });
+            keys.push(LoadedKey { kid: entry.kid.clone(), alg, state: entry.state, encoding, decoding });
             jwks.push(jwk);
         }
-        let actives: Vec<usize> = keys
-            .iter()
-            .enumerate()
-            .filter(|(_, k)| k.state == KeyState::Active)
-            .map(|(i, _)| i)
-            .collect();
+        let actives: Vec<usize> =
+            keys.iter().enumerate().filter(|(_, k)| k.state == KeyState::Active).map(|(i, _)| i).collect();
         let [active] = actives[..] else {
-            bail!(
-                "the key ring must hold exactly one active key, found {}",
-                actives.len()
-            )
+            bail!("the key ring must hold exactly one active key, found {}", actives.len())
         };
         let body = serde_json::to_vec(&JwkSet { keys: jwks })?;
         let digest = ring::digest::digest(&ring::digest::SHA256, &body);
         let etag = format!("\"{}\"", hex(&digest.as_ref()[..12]));
-        let source_digest = ring::digest::digest(&ring::digest::SHA256, &bytes)
-            .as_ref()
-            .to_vec();
-        Ok(Self {
-            keys,
-            active,
-            jwks: Bytes::from(body),
-            etag,
-            source_digest,
-        })
+        let source_digest = ring::digest::digest(&ring::digest::SHA256, &bytes).as_ref().to_vec();
+        Ok(Self { keys, active, jwks: Bytes::from(body), etag, source_digest })
     }
 
     /// The key that signs new tokens.
@@ -129,11 +102,7 @@ fn to_jsonwebtoken_jwk(jwk: &Jwk) -> anyhow::Result<jsonwebtoken::jwk::Jwk> {
 
 /// Polls `ring.json` and swaps in a new ring when it changes. A ring that
 /// fails to load is logged and the previous one kept.
-pub fn spawn_reloader(
-    handle: KeyRingHandle,
-    dir: KeyDir,
-    every: Duration,
-) -> tokio::task::JoinHandle<()> {
+pub fn spawn_reloader(handle: KeyRingHandle, dir: KeyDir, every: Duration) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -141,29 +110,25 @@ pub fn spawn_reloader(
             tick.tick().await;
             let dir = dir.clone();
             let current = handle.load().source_digest.clone();
-            let reloaded =
-                tokio::task::spawn_blocking(move || -> anyhow::Result<Option<KeyRing>> {
-                    let Some(bytes) = dir.read_ring_bytes()? else {
-                        return Ok(None);
-                    };
-                    if ring::digest::digest(&ring::digest::SHA256, &bytes).as_ref()
-                        == current.as_slice()
-                    {
-                        return Ok(None);
-                    }
-                    KeyRing::load(&dir).map(Some)
-                })
-                .await;
+            let reloaded = tokio::task::spawn_blocking(move || -> anyhow::Result<Option<KeyRing>> {
+                let Some(bytes) = dir.read_ring_bytes()? else {
+                    return Ok(None);
+                };
+                if ring::digest::digest(&ring::digest::SHA256, &bytes).as_ref() == current.as_slice() {
+                    return Ok(None);
+                }
+                KeyRing::load(&dir).map(Some)
+            })
+            .await;
             match reloaded {
                 Ok(Ok(Some(ring))) => {
                     tracing::info!(active_kid = %ring.active().kid, keys = ring.keys.len(), "key ring reloaded");
                     handle.store(Arc::new(ring));
                 }
                 Ok(Ok(None)) => {}
-                Ok(Err(e)) => tracing::error!(
-                    error = format!("{e:#}"),
-                    "key ring reload failed; keeping the previous ring"
-                ),
+                Ok(Err(e)) => {
+                    tracing::error!(error = format!("{e:#}"), "key ring reload failed; keeping the previous ring")
+                }
                 Err(e) => tracing::error!(error = %e, "key ring reload task failed"),
             }
         }

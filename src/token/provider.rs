@@ -26,12 +26,8 @@ pub static RING_PROVIDER: CryptoProvider = CryptoProvider {
     signer_factory: new_signer,
     verifier_factory: new_verifier,
     key_utils: KeyUtils {
-        rsa_pub_components_from_private_key: |_| {
-            Err(ErrorKind::InvalidRsaKey("unsupported".into()).into())
-        },
-        rsa_pub_components_from_public_key: |_| {
-            Err(ErrorKind::InvalidRsaKey("unsupported".into()).into())
-        },
+        rsa_pub_components_from_private_key: |_| Err(ErrorKind::InvalidRsaKey("unsupported".into()).into()),
+        rsa_pub_components_from_public_key: |_| Err(ErrorKind::InvalidRsaKey("unsupported".into()).into()),
         ec_pub_components_from_private_key: |_, _| Err(ErrorKind::InvalidEcdsaKey.into()),
         ed_pub_components_from_private_key: |_, _| Err(ErrorKind::InvalidEddsaKey.into()),
         compute_digest,
@@ -66,16 +62,10 @@ impl ParsedKey {
         let rejected = |e: ring::error::KeyRejected| e.to_string();
         Ok(match alg {
             Algorithm::ES256 => Self::Es256(
-                EcdsaKeyPair::from_pkcs8(
-                    &sig::ECDSA_P256_SHA256_FIXED_SIGNING,
-                    der,
-                    &SystemRandom::new(),
-                )
-                .map_err(rejected)?,
+                EcdsaKeyPair::from_pkcs8(&sig::ECDSA_P256_SHA256_FIXED_SIGNING, der, &SystemRandom::new())
+                    .map_err(rejected)?,
             ),
-            Algorithm::EdDSA => {
-                Self::Ed25519(Ed25519KeyPair::from_pkcs8_maybe_unchecked(der).map_err(rejected)?)
-            }
+            Algorithm::EdDSA => Self::Ed25519(Ed25519KeyPair::from_pkcs8_maybe_unchecked(der).map_err(rejected)?),
             Algorithm::RS256 => Self::Rs256(RsaKeyPair::from_pkcs8(der).map_err(rejected)?),
             other => return Err(format!("{other:?} is not supported")),
         })
@@ -128,10 +118,7 @@ fn cache_key(der: &[u8]) -> [u8; 32] {
 
 /// Remembers an already parsed key so signing never parses it again.
 pub fn remember(der: &[u8], parsed: Arc<ParsedKey>) {
-    cache()
-        .write()
-        .expect("key cache poisoned")
-        .insert(cache_key(der), parsed);
+    cache().write().expect("key cache poisoned").insert(cache_key(der), parsed);
 }
 
 fn parsed(alg: Algorithm, der: &[u8]) -> JwtResult<Arc<ParsedKey>> {
@@ -179,14 +166,10 @@ struct Verifier {
 impl signature::Verifier<Vec<u8>> for Verifier {
     fn verify(&self, msg: &[u8], signature: &Vec<u8>) -> Result<(), signature::Error> {
         let result = match &self.key {
-            PublicKey::Raw(alg, bytes) => {
-                sig::UnparsedPublicKey::new(*alg, bytes).verify(msg, signature)
+            PublicKey::Raw(alg, bytes) => sig::UnparsedPublicKey::new(*alg, bytes).verify(msg, signature),
+            PublicKey::RsaComponents(n, e) => {
+                sig::RsaPublicKeyComponents { n, e }.verify(&sig::RSA_PKCS1_2048_8192_SHA256, msg, signature)
             }
-            PublicKey::RsaComponents(n, e) => sig::RsaPublicKeyComponents { n, e }.verify(
-                &sig::RSA_PKCS1_2048_8192_SHA256,
-                msg,
-                signature,
-            ),
         };
         result.map_err(|_| signature::Error::new())
     }
@@ -201,16 +184,10 @@ impl JwtVerifier for Verifier {
 fn new_verifier(alg: &Algorithm, key: &DecodingKey) -> JwtResult<Box<dyn JwtVerifier>> {
     use jsonwebtoken::DecodingKeyKind as Kind;
     let key = match (alg, key.kind()) {
-        (Algorithm::ES256, Kind::SecretOrDer(point)) => {
-            PublicKey::Raw(&sig::ECDSA_P256_SHA256_FIXED, point.clone())
-        }
+        (Algorithm::ES256, Kind::SecretOrDer(point)) => PublicKey::Raw(&sig::ECDSA_P256_SHA256_FIXED, point.clone()),
         (Algorithm::EdDSA, Kind::SecretOrDer(raw)) => PublicKey::Raw(&sig::ED25519, raw.clone()),
-        (Algorithm::RS256, Kind::SecretOrDer(der)) => {
-            PublicKey::Raw(&sig::RSA_PKCS1_2048_8192_SHA256, der.clone())
-        }
-        (Algorithm::RS256, Kind::RsaModulusExponent { n, e }) => {
-            PublicKey::RsaComponents(n.clone(), e.clone())
-        }
+        (Algorithm::RS256, Kind::SecretOrDer(der)) => PublicKey::Raw(&sig::RSA_PKCS1_2048_8192_SHA256, der.clone()),
+        (Algorithm::RS256, Kind::RsaModulusExponent { n, e }) => PublicKey::RsaComponents(n.clone(), e.clone()),
         // HMAC and everything else: latchkey never accepts them.
         _ => return Err(ErrorKind::InvalidAlgorithm.into()),
     };

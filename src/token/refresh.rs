@@ -19,9 +19,7 @@ pub struct RefreshToken([u8; 32]);
 impl RefreshToken {
     pub fn generate() -> Self {
         let mut bytes = [0u8; 32];
-        SystemRandom::new()
-            .fill(&mut bytes)
-            .expect("system randomness is available");
+        SystemRandom::new().fill(&mut bytes).expect("system randomness is available");
         Self(bytes)
     }
 

@@ -7,11 +7,7 @@ use jsonwebtoken::decode_header;
 use crate::helpers::{Options, latchkey_command, spawn_app, spawn_with};
 
 fn stdout(out: &std::process::Output) -> String {
-    assert!(
-        out.status.success(),
-        "failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "failed: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -23,12 +19,7 @@ async fn after_keys_rotate_old_tokens_still_verify_and_new_ones_carry_the_new_ki
     let old_kid = decode_header(&old_access).unwrap().kid.unwrap();
     let jwks = app.jwks().await;
     assert_eq!(jwks.keys.len(), 2, "active and next are published");
-    let next_kid = jwks
-        .keys
-        .iter()
-        .map(|k| k.common.key_id.clone().unwrap())
-        .find(|k| *k != old_kid)
-        .unwrap();
+    let next_kid = jwks.keys.iter().map(|k| k.common.key_id.clone().unwrap()).find(|k| *k != old_kid).unwrap();
 
     stdout(&app.cli(&["keys", "rotate"]).await);
     let jwks = app.wait_for_jwks(|set| set.keys.len() == 3).await;
@@ -38,55 +29,28 @@ async fn after_keys_rotate_old_tokens_still_verify_and_new_ones_carry_the_new_ki
     assert_eq!(app.me(&old_access).await.status(), 200);
     // New tokens are signed by the former next key, without a restart.
     let after = app.new_session().await;
-    let new_kid = decode_header(after["access_token"].as_str().unwrap())
-        .unwrap()
-        .kid
-        .unwrap();
+    let new_kid = decode_header(after["access_token"].as_str().unwrap()).unwrap().kid.unwrap();
     assert_eq!(new_kid, next_kid);
-    assert_eq!(
-        app.me(after["access_token"].as_str().unwrap())
-            .await
-            .status(),
-        200
-    );
+    assert_eq!(app.me(after["access_token"].as_str().unwrap()).await.status(), 200);
     // Refreshing an old session also moves it to the new key.
-    let refreshed: serde_json::Value = app
-        .refresh(before["refresh_token"].as_str().unwrap())
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(
-        decode_header(refreshed["access_token"].as_str().unwrap())
-            .unwrap()
-            .kid
-            .unwrap(),
-        next_kid
-    );
+    let refreshed: serde_json::Value =
+        app.refresh(before["refresh_token"].as_str().unwrap()).await.json().await.unwrap();
+    assert_eq!(decode_header(refreshed["access_token"].as_str().unwrap()).unwrap().kid.unwrap(), next_kid);
 }
 
 #[tokio::test]
 async fn keys_prune_drops_retired_keys_only_after_their_tokens_expired() {
-    let app = spawn_with(
-        Options::default()
-            .env("LATCHKEY_ACCESS_TOKEN_TTL_SECS", 1)
-            .env("LATCHKEY_CLOCK_LEEWAY_SECS", 0),
-    )
-    .await;
+    let app =
+        spawn_with(Options::default().env("LATCHKEY_ACCESS_TOKEN_TTL_SECS", 1).env("LATCHKEY_CLOCK_LEEWAY_SECS", 0))
+            .await;
     stdout(&app.cli(&["keys", "rotate"]).await);
-    assert!(
-        stdout(&app.cli(&["keys", "prune"]).await).contains("pruned 0"),
-        "too early to prune"
-    );
+    assert!(stdout(&app.cli(&["keys", "prune"]).await).contains("pruned 0"), "too early to prune");
 
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert!(stdout(&app.cli(&["keys", "prune"]).await).contains("pruned 1"));
     let listing = stdout(&app.cli(&["keys", "list"]).await);
     assert!(!listing.contains("retired"), "{listing}");
-    assert!(
-        listing.contains("active") && listing.contains("next"),
-        "{listing}"
-    );
+    assert!(listing.contains("active") && listing.contains("next"), "{listing}");
     app.wait_for_jwks(|set| set.keys.len() == 2).await;
 }
 
@@ -115,15 +79,9 @@ async fn keys_generate_refuses_to_overwrite_a_ring() {
 
 async fn start_with_bad(var: &str, value: &str) -> (Option<i32>, String) {
     let dir = tempfile::tempdir().unwrap();
-    let out = latchkey_command(dir.path(), &[(var.to_string(), value.to_string())])
-        .arg("serve")
-        .output()
-        .await
-        .unwrap();
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let out =
+        latchkey_command(dir.path(), &[(var.to_string(), value.to_string())]).arg("serve").output().await.unwrap();
+    (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
 #[tokio::test]

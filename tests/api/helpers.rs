@@ -30,8 +30,7 @@ struct TestDb {
 }
 
 fn admin_url() -> String {
-    std::env::var("LATCHKEY_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+    std::env::var("LATCHKEY_TEST_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
 }
 
 fn psql(sql: &str) -> std::io::Result<std::process::Output> {
@@ -44,8 +43,7 @@ fn psql(sql: &str) -> std::io::Result<std::process::Output> {
 impl TestDb {
     fn create() -> Self {
         let name = format!("lk_test_{}", uuid::Uuid::new_v4().simple());
-        let out = psql(&format!("CREATE DATABASE {name}"))
-            .expect("running psql (is postgresql-client installed?)");
+        let out = psql(&format!("CREATE DATABASE {name}")).expect("running psql (is postgresql-client installed?)");
         assert!(
             out.status.success(),
             "cannot create a test database on {} — these tests need Postgres (start it with \
@@ -63,10 +61,7 @@ impl TestDb {
 
 impl Drop for TestDb {
     fn drop(&mut self) {
-        let _ = psql(&format!(
-            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-            self.name
-        ));
+        let _ = psql(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
     }
 }
 
@@ -75,23 +70,24 @@ impl Drop for TestDb {
 pub struct Options {
     pub backend: Backend,
     pub env: Vec<(String, String)>,
+    /// Reach Postgres through this `host:port` (a test proxy) instead.
+    pub postgres_via: Option<String>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self {
-            backend: Backend::Postgres,
-            env: Vec::new(),
-        }
+        Self { backend: Backend::Postgres, env: Vec::new(), postgres_via: None }
     }
 }
 
 impl Options {
     pub fn backend(backend: Backend) -> Self {
-        Self {
-            backend,
-            ..Self::default()
-        }
+        Self { backend, ..Self::default() }
+    }
+
+    pub fn postgres_via(mut self, addr: &str) -> Self {
+        self.postgres_via = Some(addr.into());
+        self
     }
 
     pub fn env(mut self, key: &str, value: impl ToString) -> Self {
@@ -125,19 +121,15 @@ pub async fn spawn_with(options: Options) -> TestApp {
     let (db, database_url) = match options.backend {
         Backend::Postgres => {
             let db = TestDb::create();
-            let url = db.url();
+            let url = match &options.postgres_via {
+                Some(addr) => format!("postgres://postgres@{addr}/{}", db.name),
+                None => db.url(),
+            };
             (Some(db), url)
         }
-        Backend::Sqlite => (
-            None,
-            format!("sqlite://{}/latchkey.db?mode=rwc", dir.path().display()),
-        ),
+        Backend::Sqlite => (None, format!("sqlite://{}/latchkey.db?mode=rwc", dir.path().display())),
     };
-    let shared = Arc::new(Shared {
-        dir,
-        _db: db,
-        database_url,
-    });
+    let shared = Arc::new(Shared { dir, _db: db, database_url });
     start(shared, options.env).await
 }
 
@@ -146,10 +138,7 @@ async fn start(shared: Arc<Shared>, extra: Vec<(String, String)>) -> TestApp {
         ("LATCHKEY_DATABASE_URL".into(), shared.database_url.clone()),
         ("LATCHKEY_BIND".into(), "127.0.0.1:0".into()),
         ("LATCHKEY_ISSUER".into(), "http://latchkey.test".into()),
-        (
-            "LATCHKEY_KEYS_DIR".into(),
-            shared.dir.path().join("keys").display().to_string(),
-        ),
+        ("LATCHKEY_KEYS_DIR".into(), shared.dir.path().join("keys").display().to_string()),
         ("LATCHKEY_REQUIRE_EMAIL_VERIFICATION".into(), "false".into()),
         ("LATCHKEY_KEYS_RELOAD_MS".into(), "100".into()),
         ("LATCHKEY_DB_MAX_CONNECTIONS".into(), "8".into()),
@@ -185,10 +174,7 @@ async fn start(shared: Arc<Shared>, extra: Vec<(String, String)>) -> TestApp {
     });
     TestApp {
         base: format!("http://{addr}"),
-        client: reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap(),
+        client: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap(),
         child,
         shared,
         env,
@@ -232,45 +218,23 @@ impl TestApp {
     }
 
     pub async fn post(&self, path: &str, body: Value) -> reqwest::Response {
-        self.client
-            .post(self.url(path))
-            .json(&body)
-            .send()
-            .await
-            .expect("request")
+        self.client.post(self.url(path)).json(&body).send().await.expect("request")
     }
 
     pub async fn signup(&self, email: &str, password: &str) -> reqwest::Response {
-        self.post(
-            "/v1/auth/signup",
-            json!({ "email": email, "password": password }),
-        )
-        .await
+        self.post("/v1/auth/signup", json!({ "email": email, "password": password })).await
     }
 
     pub async fn login(&self, email: &str, password: &str) -> reqwest::Response {
-        self.post(
-            "/v1/auth/login",
-            json!({ "email": email, "password": password }),
-        )
-        .await
+        self.post("/v1/auth/login", json!({ "email": email, "password": password })).await
     }
 
     pub async fn refresh(&self, refresh_token: &str) -> reqwest::Response {
-        self.post(
-            "/v1/auth/refresh",
-            json!({ "refresh_token": refresh_token }),
-        )
-        .await
+        self.post("/v1/auth/refresh", json!({ "refresh_token": refresh_token })).await
     }
 
     pub async fn me(&self, access_token: &str) -> reqwest::Response {
-        self.client
-            .get(self.url("/v1/users/me"))
-            .bearer_auth(access_token)
-            .send()
-            .await
-            .expect("request")
+        self.client.get(self.url("/v1/users/me")).bearer_auth(access_token).send().await.expect("request")
     }
 
     /// Signs up and logs in a fresh user; returns the token response.
@@ -287,21 +251,13 @@ impl TestApp {
     }
 
     pub async fn jwks(&self) -> jsonwebtoken::jwk::JwkSet {
-        let resp = self
-            .client
-            .get(self.url("/.well-known/jwks.json"))
-            .send()
-            .await
-            .unwrap();
+        let resp = self.client.get(self.url("/.well-known/jwks.json")).send().await.unwrap();
         assert_eq!(resp.status(), 200);
         resp.json().await.unwrap()
     }
 
     /// Waits until the served JWKS satisfies `ready` (hot reload is polled).
-    pub async fn wait_for_jwks(
-        &self,
-        ready: impl Fn(&jsonwebtoken::jwk::JwkSet) -> bool,
-    ) -> jsonwebtoken::jwk::JwkSet {
+    pub async fn wait_for_jwks(&self, ready: impl Fn(&jsonwebtoken::jwk::JwkSet) -> bool) -> jsonwebtoken::jwk::JwkSet {
         for _ in 0..100 {
             let set = self.jwks().await;
             if ready(&set) {
@@ -315,6 +271,27 @@ impl TestApp {
     /// The PEM of a private key in this server's ring (for forging test tokens).
     pub fn private_key_pem(&self, kid: &str) -> Vec<u8> {
         std::fs::read(self.keys_dir().join(format!("{kid}.pem"))).expect("private key file")
+    }
+
+    /// Runs SQL on this test's Postgres database; returns psql's unaligned output.
+    pub fn sql(&self, query: &str) -> String {
+        let db = self.shared._db.as_ref().expect("a Postgres test");
+        let out = std::process::Command::new("psql")
+            .arg(db.url())
+            .args(["-v", "ON_ERROR_STOP=1", "-qAtc", query])
+            .output()
+            .expect("psql");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("server still running")
+    }
+
+    /// Waits for the server process to exit; returns its exit status.
+    pub async fn wait(&mut self) -> std::process::ExitStatus {
+        tokio::time::timeout(Duration::from_secs(20), self.child.wait()).await.expect("server exits").unwrap()
     }
 
     pub fn kill(&mut self) {
@@ -331,23 +308,12 @@ impl Drop for TestApp {
 /// Asserts a problem+json response with `status` and `code`; returns its body.
 pub async fn assert_problem(resp: reqwest::Response, status: u16, code: &str) -> Value {
     assert_eq!(resp.status(), status, "status");
-    let content_type = resp
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
-    assert!(
-        content_type.starts_with("application/problem+json"),
-        "content-type {content_type:?}"
-    );
+    let content_type = resp.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    assert!(content_type.starts_with("application/problem+json"), "content-type {content_type:?}");
     let body: Value = resp.json().await.expect("problem body");
     assert_eq!(body["code"], code, "body {body}");
     assert_eq!(body["status"], status, "body {body}");
-    assert!(
-        body["title"].is_string() && body["detail"].is_string(),
-        "body {body}"
-    );
+    assert!(body["title"].is_string() && body["detail"].is_string(), "body {body}");
     body
 }
 

@@ -7,6 +7,7 @@ mod cli;
 mod discovery;
 mod health;
 mod openapi;
+mod reliability;
 mod rotation;
 mod signup_login;
 mod tokens;

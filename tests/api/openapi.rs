@@ -17,24 +17,14 @@ fn committed_openapi_document_matches_the_code() {
         std::fs::write(&path, &generated).unwrap();
         return;
     }
-    panic!(
-        "{} is out of date: run `UPDATE_OPENAPI=1 cargo nextest run openapi` and commit it",
-        path.display()
-    );
+    panic!("{} is out of date: run `UPDATE_OPENAPI=1 cargo nextest run openapi` and commit it", path.display());
 }
 
 #[tokio::test]
 async fn the_server_publishes_the_same_document_and_swagger_ui() {
     let app = spawn_app().await;
-    let served: serde_json::Value = app
-        .client
-        .get(app.url("/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let served: serde_json::Value =
+        app.client.get(app.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
     let generated: serde_json::Value = serde_json::from_str(&latchkey::api::spec_json()).unwrap();
     assert_eq!(served, generated);
     let docs = app.client.get(app.url("/docs")).send().await.unwrap();

@@ -25,12 +25,7 @@ async fn refresh_rotates_the_token(backend: Backend) {
     assert!(rt(&second).starts_with("lk_rt_"));
     assert_eq!(second["session_id"], first["session_id"]);
     assert_ne!(second["access_token"], first["access_token"]);
-    assert_eq!(
-        app.me(second["access_token"].as_str().unwrap())
-            .await
-            .status(),
-        200
-    );
+    assert_eq!(app.me(second["access_token"].as_str().unwrap()).await.status(), 200);
 
     // The successor rotates in turn.
     let third: Value = app.refresh(&rt(&second)).await.json().await.unwrap();
@@ -60,18 +55,8 @@ async fn reuse_after_grace_window_revokes_the_session(backend: Backend) {
     assert_problem(app.refresh(&rt(&first)).await, 401, "refresh_token_reused").await;
 
     // The whole family is dead: the successor and the session's access token.
-    assert_problem(
-        app.refresh(&rt(&successor)).await,
-        401,
-        "invalid_refresh_token",
-    )
-    .await;
-    assert_problem(
-        app.me(successor["access_token"].as_str().unwrap()).await,
-        401,
-        "invalid_token",
-    )
-    .await;
+    assert_problem(app.refresh(&rt(&successor)).await, 401, "invalid_refresh_token").await;
+    assert_problem(app.me(successor["access_token"].as_str().unwrap()).await, 401, "invalid_token").await;
 }
 on_both_backends!(reuse_after_grace_window_revokes_the_session);
 
@@ -94,11 +79,7 @@ async fn fifty_concurrent_refreshes_yield_exactly_one_successor(backend: Backend
     let responses = futures::future::join_all((0..50).map(|_| app.refresh(&token))).await;
     let mut successors = HashSet::new();
     for resp in responses {
-        assert_eq!(
-            resp.status(),
-            200,
-            "every racing request is a retry inside the window"
-        );
+        assert_eq!(resp.status(), 200, "every racing request is a retry inside the window");
         successors.insert(rt(&resp.json::<Value>().await.unwrap()));
     }
     assert_eq!(successors.len(), 1, "one live successor, whoever won");
@@ -114,13 +95,7 @@ async fn rotation_is_atomic_across_two_instances() {
     let first = one.new_session().await;
     let token = rt(&first);
 
-    let racing = (0..20).map(|i| {
-        if i % 2 == 0 {
-            one.refresh(&token)
-        } else {
-            two.refresh(&token)
-        }
-    });
+    let racing = (0..20).map(|i| if i % 2 == 0 { one.refresh(&token) } else { two.refresh(&token) });
     let mut successors = HashSet::new();
     for resp in futures::future::join_all(racing).await {
         assert_eq!(resp.status(), 200);
@@ -133,20 +108,12 @@ async fn rotation_is_atomic_across_two_instances() {
 async fn sessions_end_at_their_absolute_cap() {
     let app = spawn_with(Options::default().env("LATCHKEY_SESSION_MAX_AGE_SECS", 3)).await;
     let first = app.new_session().await;
-    assert!(
-        first["refresh_expires_in"].as_u64().unwrap() <= 3,
-        "capped by the session: {first}"
-    );
+    assert!(first["refresh_expires_in"].as_u64().unwrap() <= 3, "capped by the session: {first}");
     let second: Value = app.refresh(&rt(&first)).await.json().await.unwrap();
     assert!(second["refresh_expires_in"].as_u64().unwrap() <= 3);
 
     tokio::time::sleep(Duration::from_millis(3500)).await;
-    assert_problem(
-        app.refresh(&rt(&second)).await,
-        401,
-        "invalid_refresh_token",
-    )
-    .await;
+    assert_problem(app.refresh(&rt(&second)).await, 401, "invalid_refresh_token").await;
 }
 
 #[tokio::test]
@@ -166,12 +133,7 @@ async fn refresh_expiry_slides_with_each_rotation() {
 #[tokio::test]
 async fn unknown_and_malformed_refresh_tokens_are_rejected() {
     let app = spawn_app().await;
-    for token in [
-        "lk_rt_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
-        "lk_rt_",
-        "nonsense",
-        "",
-    ] {
+    for token in ["lk_rt_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "lk_rt_", "nonsense", ""] {
         assert_problem(app.refresh(token).await, 401, "invalid_refresh_token").await;
     }
 }

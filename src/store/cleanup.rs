@@ -1,0 +1,44 @@
+//! Removes rows nothing can use any more: expired refresh tokens, tokens of
+//! revoked sessions, and sessions past their absolute cap.
+
+use chrono::{DateTime, Utc};
+use entity::{refresh_token, session};
+use sea_orm::{ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter, sea_query::Query};
+
+/// Deletes what has expired; returns the number of rows removed.
+pub async fn purge_expired(db: &impl ConnectionTrait, now: DateTime<Utc>) -> Result<u64, DbErr> {
+    let revoked_sessions = Query::select()
+        .column(session::Column::Id)
+        .from(session::Entity)
+        .and_where(session::Column::RevokedAt.is_not_null())
+        .to_owned();
+    let tokens = refresh_token::Entity::delete_many()
+        .filter(
+            Condition::any()
+                .add(refresh_token::Column::ExpiresAt.lte(now))
+                .add(refresh_token::Column::SessionId.in_subquery(revoked_sessions)),
+        )
+        .exec(db)
+        .await?
+        .rows_affected;
+    // Tokens of these sessions go with them (ON DELETE CASCADE).
+    let sessions =
+        session::Entity::delete_many().filter(session::Column::ExpiresAt.lte(now)).exec(db).await?.rows_affected;
+    Ok(tokens + sessions)
+}
+
+/// Runs `purge_expired` every `every`, for as long as the server runs.
+pub fn spawn(db: sea_orm::DatabaseConnection, every: std::time::Duration) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            match purge_expired(&db, Utc::now()).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(rows = n, "expired tokens and sessions removed"),
+                Err(e) => tracing::warn!(error = %e, "cleanup failed; will retry"),
+            }
+        }
+    })
+}
