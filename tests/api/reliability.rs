@@ -115,14 +115,15 @@ async fn sigkill_during_refreshes_leaves_the_session_usable() {
 
 #[tokio::test]
 async fn sigterm_drains_in_flight_requests_then_exits_cleanly() {
-    let mut app = spawn_app().await;
+    // One hash at a time: sixteen logins queue for a few hundred milliseconds,
+    // so SIGTERM lands while most of them are received but unanswered.
+    let mut app = spawn_with(Options::default().env("LATCHKEY_HASH_CONCURRENCY", 1)).await;
     let email = "drain@example.com";
     app.signup(email, crate::helpers::PASSWORD).await;
-    // Logins queue on the hashing pool, so several are in flight at once.
-    let logins: Vec<_> = (0..8).map(|_| app.login(email, crate::helpers::PASSWORD)).collect();
+    let logins: Vec<_> = (0..16).map(|_| app.login(email, crate::helpers::PASSWORD)).collect();
     let pid = app.pid().to_string();
     let (results, _) = tokio::join!(futures::future::join_all(logins), async {
-        tokio::time::sleep(Duration::from_millis(30)).await;
+        tokio::time::sleep(Duration::from_millis(120)).await;
         std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap();
     });
     for resp in results {

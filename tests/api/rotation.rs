@@ -83,6 +83,10 @@ async fn fifty_concurrent_refreshes_yield_exactly_one_successor(backend: Backend
         successors.insert(rt(&resp.json::<Value>().await.unwrap()));
     }
     assert_eq!(successors.len(), 1, "one live successor, whoever won");
+    if backend == Backend::Postgres {
+        let live = app.sql("SELECT count(*) FROM refresh_tokens WHERE used_at IS NULL");
+        assert_eq!(live, "1", "exactly one unused token in the family");
+    }
     let successor = successors.into_iter().next().unwrap();
     assert_eq!(app.refresh(&successor).await.status(), 200);
 }
