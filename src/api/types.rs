@@ -5,7 +5,10 @@ use poem::Request;
 use poem_openapi::Object;
 use uuid::Uuid;
 
-use crate::session::{ClientInfo, IssuedTokens};
+use crate::{
+    auth::account,
+    session::{ClientInfo, IssuedTokens},
+};
 
 /// A new account.
 #[derive(Debug, Object)]
@@ -94,6 +97,12 @@ pub struct User {
     pub name: Option<String>,
     /// When the account was created.
     pub created_at: DateTime<Utc>,
+}
+
+impl From<account::Account> for User {
+    fn from(a: account::Account) -> Self {
+        Self { id: a.id, email: a.email, email_verified: a.email_verified, name: a.name, created_at: a.created_at }
+    }
 }
 
 pub fn client_info(req: &Request) -> ClientInfo {
