@@ -21,6 +21,18 @@ pub struct SessionView {
     pub email_verified: bool,
 }
 
+impl SessionView {
+    fn new(session: session::Model, owner: user::Model) -> Self {
+        Self {
+            session_id: session.id,
+            user_id: owner.id,
+            method: session.method,
+            email: owner.email,
+            email_verified: owner.email_verified_at.is_some(),
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct Rotated {
     pub session: SessionView,
@@ -144,16 +156,7 @@ async fn rotate_in_transaction(db: &DatabaseConnection, r: Rotation<'_>) -> Resu
     .exec_without_returning(&txn)
     .await?;
     txn.commit().await?;
-    Ok(Some(Rotated {
-        session: SessionView {
-            session_id: sess.id,
-            user_id: owner.id,
-            method: sess.method,
-            email: owner.email,
-            email_verified: owner.email_verified_at.is_some(),
-        },
-        successor_expires_at: expires_at,
-    }))
+    Ok(Some(Rotated { session: SessionView::new(sess, owner), successor_expires_at: expires_at }))
 }
 
 /// Reads everything needed to tell a retry from a reuse. The slow path only.
@@ -177,13 +180,7 @@ pub async fn inspect(
     };
     Ok(Some(Inspection {
         session_live: sess.revoked_at.is_none() && sess.expires_at > now,
-        session: SessionView {
-            session_id: sess.id,
-            user_id: owner.id,
-            method: sess.method,
-            email: owner.email,
-            email_verified: owner.email_verified_at.is_some(),
-        },
+        session: SessionView::new(sess, owner),
         used_at: token.used_at,
         expires_at: token.expires_at,
         successor_hash: token.successor_hash,
