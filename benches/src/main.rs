@@ -1,0 +1,251 @@
+//! latchkey's benchmark: builds latchkey, starts it (Postgres by default,
+//! `--sqlite` for the embedded store) and a bare poem reference server, seeds
+//! users, runs every scenario for a bounded time, stops what it started and
+//! prints one table. `--smoke` runs each scenario for a second and fails
+//! unless all of them completed without errors (CI runs that).
+
+mod clients;
+mod load;
+mod pg;
+mod procs;
+mod report;
+
+use std::{
+    net::SocketAddr,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use clients::{Getter, LoggerIn, Refresher};
+use hyper::StatusCode;
+use load::{Client, Stats, once, request};
+use procs::CpuMeter;
+use report::{Report, Row};
+
+const PASSWORD: &str = "Bench1Password";
+
+#[derive(Debug, Parser)]
+#[command(name = "latchkey-bench", about = "Benchmark latchkey and print one table")]
+struct Args {
+    /// Use SQLite instead of Postgres (no pgbench ceiling then).
+    #[arg(long)]
+    sqlite: bool,
+    /// One second per scenario; exit non-zero unless every scenario ran without errors.
+    #[arg(long)]
+    smoke: bool,
+    /// Seconds per scenario.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Concurrent clients per scenario.
+    #[arg(long, default_value_t = 32)]
+    clients: usize,
+    /// Build and run the debug profile: quick to build, numbers meaningless.
+    #[arg(long)]
+    debug: bool,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let duration = Duration::from_secs(if args.smoke { 1 } else { args.seconds });
+    let bin = procs::build(!args.debug)?;
+    let db = if args.sqlite { None } else { Some(pg::BenchDb::create().context("creating the bench database")?) };
+    let tmp = tempfile::tempdir()?;
+    let database_url = match &db {
+        Some(db) => db.url(),
+        None => format!("sqlite://{}/bench.db?mode=rwc", tmp.path().display()),
+    };
+    let env = [
+        ("LATCHKEY_DATABASE_URL", database_url),
+        ("LATCHKEY_BIND", "127.0.0.1:0".to_string()),
+        ("LATCHKEY_KEYS_DIR", tmp.path().join("keys").display().to_string()),
+        ("LATCHKEY_REQUIRE_EMAIL_VERIFICATION", "false".to_string()),
+        ("LATCHKEY_RATE_LIMIT_ENABLED", "false".to_string()),
+        ("LATCHKEY_LOG", "warn,latchkey::startup=info".to_string()),
+    ];
+    let server = procs::start(&bin.join("latchkey"), &["serve"], &env, tmp.path()).await?;
+    let (addr, pid) = (server.addr, server.pid());
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let idle_rss = procs::rss_mib(pid);
+
+    let (status, jwks) = once(addr, request("GET", "/.well-known/jwks.json", None, &[])).await?;
+    if status != StatusCode::OK {
+        bail!("JWKS answered {status}");
+    }
+    std::fs::write(tmp.path().join("jwks.json"), &jwks)?;
+    let jwks_path = tmp.path().join("jwks.json").display().to_string();
+    let reference = procs::start(&bin.join("latchkey-bench-reference"), &[&jwks_path], &[], tmp.path()).await?;
+
+    let n = args.clients;
+    eprintln!("seeding {} accounts…", 2 * n);
+    let users: Vec<String> = (0..2 * n).map(|i| format!("user{i}@bench.invalid")).collect();
+    for email in &users {
+        signup(addr, email).await?;
+    }
+    let mut report = Report::new(args.smoke, args.sqlite, n);
+
+    // Discovery, against the reference server on the same bytes.
+    let etag = String::from_utf8_lossy(&jwks_etag(addr).await?).into_owned();
+    let getter = |headers: Vec<(&'static str, String)>, expect| -> Box<dyn Client> {
+        Box::new(Getter { path: "/.well-known/jwks.json", headers, expect })
+    };
+    let reference_stats = measure(reference.addr, reference.pid(), (0..n).map(|_| getter(vec![], StatusCode::OK)).collect(), duration).await;
+    let jwks_stats = measure(addr, pid, (0..n).map(|_| getter(vec![], StatusCode::OK)).collect(), duration).await;
+    let jwks_304 = measure(
+        addr,
+        pid,
+        (0..n).map(|_| getter(vec![("if-none-match", etag.clone())], StatusCode::NOT_MODIFIED)).collect(),
+        duration,
+    )
+    .await;
+    reference.stop().await;
+    report.add(Row::new("reference: bare poem, same JWKS bytes", n, reference_stats));
+    report.jwks_reference = report.last_rate();
+    report.add(Row::new("GET /.well-known/jwks.json", n, jwks_stats));
+    report.jwks = report.last_rate();
+    report.add(Row::new("GET /.well-known/jwks.json (If-None-Match → 304)", n, jwks_304));
+
+    // Verification cost: every client with its own access token.
+    let mut me_clients: Vec<Box<dyn Client>> = Vec::new();
+    for email in &users[..n] {
+        let tokens = login(addr, email).await?;
+        let bearer = format!("Bearer {}", tokens["access_token"].as_str().unwrap_or_default());
+        me_clients.push(Box::new(Getter { path: "/v1/users/me", headers: vec![("authorization", bearer)], expect: StatusCode::OK }));
+    }
+    report.add(Row::new("GET /v1/users/me (bearer)", n, measure(addr, pid, me_clients, duration).await));
+    report.me = report.last_rate();
+
+    // Rotation: every client on its own session, presenting the token it was last given.
+    let refresh_stats = measure(addr, pid, refreshers(addr, &users[..n]).await?, duration).await;
+    report.refresh_p99 = refresh_stats.0.ms(0.99);
+    report.add(Row::new("POST /v1/auth/refresh (rotation)", n, refresh_stats));
+    report.refresh = report.last_rate();
+
+    // Login against the argon2 ceiling of this machine.
+    report.argon2_ceiling = argon2_ceiling(duration);
+    let loggers = users[n..].iter().map(|e| Box::new(LoggerIn::new(e, PASSWORD)) as Box<dyn Client>).collect();
+    report.add(Row::new("POST /v1/auth/login", n, measure(addr, pid, loggers, duration).await));
+    report.login = report.last_rate();
+
+    // Refresh and JWKS latency alone, then while logins saturate the CPU.
+    let (r, j, l) = (n / 2, n / 4, n / 2);
+    let alone = mixed(addr, pid, &users[..r], j, &[], duration).await?;
+    let loaded = mixed(addr, pid, &users[..r], j, &users[n..n + l], duration).await?;
+    report.mixed(r, j, l, alone, loaded);
+
+    if let Some(db) = &db {
+        // pgbench rotates chains of its own: one session per pgbench client.
+        signup(addr, "pgbench@bench.invalid").await?;
+        for _ in 0..n {
+            login(addr, "pgbench@bench.invalid").await?;
+        }
+        let result = pg::pgbench(db, n, duration, tmp.path())?;
+        report.pgbench(result);
+    }
+    report.idle_rss = idle_rss;
+    report.peak_rss = procs::peak_rss_mib(pid);
+    server.stop().await;
+    drop(db);
+
+    report.print();
+    if args.smoke {
+        report.check_smoke()?;
+    }
+    Ok(())
+}
+
+async fn measure(addr: SocketAddr, pid: u32, clients: Vec<Box<dyn Client>>, duration: Duration) -> (Stats, (f64, f64)) {
+    let meter = CpuMeter::start(pid);
+    let stats = load::run(addr, clients, duration).await;
+    (stats, meter.stop())
+}
+
+async fn signup(addr: SocketAddr, email: &str) -> anyhow::Result<()> {
+    let body = format!(r#"{{"email":"{email}","password":"{PASSWORD}"}}"#);
+    let (status, body) = once(addr, request("POST", "/v1/auth/signup", Some(body), &[])).await?;
+    if status != StatusCode::ACCEPTED {
+        bail!("signup answered {status}: {}", String::from_utf8_lossy(&body));
+    }
+    Ok(())
+}
+
+async fn login(addr: SocketAddr, email: &str) -> anyhow::Result<serde_json::Value> {
+    let body = format!(r#"{{"email":"{email}","password":"{PASSWORD}"}}"#);
+    let (status, body) = once(addr, request("POST", "/v1/auth/login", Some(body), &[])).await?;
+    if status != StatusCode::OK {
+        bail!("login answered {status}: {}", String::from_utf8_lossy(&body));
+    }
+    Ok(serde_json::from_slice(&body)?)
+}
+
+async fn refreshers(addr: SocketAddr, users: &[String]) -> anyhow::Result<Vec<Box<dyn Client>>> {
+    let mut clients: Vec<Box<dyn Client>> = Vec::new();
+    for email in users {
+        let tokens = login(addr, email).await?;
+        let token = tokens["refresh_token"].as_str().context("refresh_token")?.to_string();
+        clients.push(Box::new(Refresher { token }));
+    }
+    Ok(clients)
+}
+
+async fn jwks_etag(addr: SocketAddr) -> anyhow::Result<Vec<u8>> {
+    let stream = tokio::net::TcpStream::connect(addr).await?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+    tokio::spawn(conn);
+    let resp = sender.send_request(request("GET", "/.well-known/jwks.json", None, &[])).await?;
+    Ok(resp.headers().get("etag").context("no ETag")?.as_bytes().to_vec())
+}
+
+/// Refreshers and JWKS readers together, with login clients hammering at the same time.
+async fn mixed(
+    addr: SocketAddr,
+    pid: u32,
+    refresh_users: &[String],
+    jwks_clients: usize,
+    login_users: &[String],
+    duration: Duration,
+) -> anyhow::Result<report::Mixed> {
+    let refresh = refreshers(addr, refresh_users).await?;
+    let jwks: Vec<Box<dyn Client>> = (0..jwks_clients)
+        .map(|_| Box::new(Getter { path: "/.well-known/jwks.json", headers: vec![], expect: StatusCode::OK }) as Box<dyn Client>)
+        .collect();
+    let logins: Vec<Box<dyn Client>> =
+        login_users.iter().map(|e| Box::new(LoggerIn::new(e, PASSWORD)) as Box<dyn Client>).collect();
+    let meter = CpuMeter::start(pid);
+    let (refresh, jwks, logins) =
+        tokio::join!(load::run(addr, refresh, duration), load::run(addr, jwks, duration), async {
+            if logins.is_empty() { None } else { Some(load::run(addr, logins, duration).await) }
+        });
+    Ok(report::Mixed { refresh, jwks, logins, cpu: meter.stop() })
+}
+
+/// Hashes per second all cores manage with latchkey's argon2 parameters,
+/// measured here, outside the server.
+fn argon2_ceiling(duration: Duration) -> f64 {
+    use argon2::{PasswordHasher, password_hash::SaltString};
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let done = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let workers: Vec<_> = (0..threads)
+        .map(|_| {
+            let done = done.clone();
+            std::thread::spawn(move || {
+                let hasher = latchkey::auth::password::argon2();
+                while start.elapsed() < duration {
+                    let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
+                    hasher.hash_password(PASSWORD.as_bytes(), &salt).expect("hash");
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.join().expect("hash thread");
+    }
+    done.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64()
+}

@@ -1,0 +1,107 @@
+//! The benchmark's own Postgres database, and pgbench running latchkey's
+//! rotation statement to show what the database alone allows.
+
+use std::{path::Path, time::Duration};
+
+use anyhow::{Context, bail};
+
+pub fn admin_url() -> String {
+    std::env::var("LATCHKEY_BENCH_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+}
+
+fn psql(db: &str, sql: &str) -> anyhow::Result<String> {
+    let out = std::process::Command::new("psql")
+        .arg(format!("{}/{db}", admin_url()))
+        .args(["-v", "ON_ERROR_STOP=1", "-qAtc", sql])
+        .output()
+        .context("running psql")?;
+    if !out.status.success() {
+        bail!("psql: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// A database that lives as long as the value.
+pub struct BenchDb {
+    pub name: String,
+}
+
+impl BenchDb {
+    pub fn create() -> anyhow::Result<Self> {
+        let name = format!("latchkey_bench_{}", std::process::id());
+        psql("postgres", &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))?;
+        psql("postgres", &format!("CREATE DATABASE {name}"))?;
+        Ok(Self { name })
+    }
+
+    pub fn url(&self) -> String {
+        format!("{}/{}", admin_url(), self.name)
+    }
+}
+
+impl Drop for BenchDb {
+    fn drop(&mut self) {
+        let _ = psql("postgres", &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+    }
+}
+
+/// The rotation statement latchkey issues (src/store/rotation.rs), with
+/// pgbench variables for its parameters. Each pgbench client walks its own
+/// chain: it finds its session's live token once, then every transaction
+/// rotates the token it was last given, exactly as a latchkey client does.
+/// The successor hash is computed in SQL (latchkey computes it in Rust).
+const SCRIPT: &str = r#"\if :round = 0
+SELECT encode(hash, 'hex') AS cur FROM refresh_tokens
+ WHERE used_at IS NULL AND session_id = (SELECT id FROM sessions WHERE user_id = (SELECT id FROM users WHERE email_key = 'pgbench@bench.invalid') ORDER BY id OFFSET :client_id LIMIT 1) \gset
+\endif
+\set round :round + 1
+WITH old AS (
+    UPDATE refresh_tokens SET used_at = now(), successor_hash = sha256(hash)
+    WHERE hash = decode(:cur, 'hex') AND used_at IS NULL AND expires_at > now()
+    RETURNING session_id, successor_hash
+), sess AS (
+    UPDATE sessions SET last_refreshed_at = now()
+    FROM old
+    WHERE sessions.id = old.session_id AND sessions.revoked_at IS NULL AND sessions.expires_at > now()
+    RETURNING sessions.id, sessions.user_id, sessions.method, sessions.expires_at
+), ins AS (
+    INSERT INTO refresh_tokens (hash, session_id, issued_at, expires_at)
+    SELECT old.successor_hash, sess.id, now(), LEAST(now() + interval '7 days', sess.expires_at) FROM sess, old
+    RETURNING hash, expires_at
+)
+SELECT encode(ins.hash, 'hex') AS cur, sess.id AS session_id, sess.user_id, sess.method, ins.expires_at,
+       users.email, users.email_verified_at IS NOT NULL AS email_verified
+FROM sess CROSS JOIN ins JOIN users ON users.id = sess.user_id \gset
+"#;
+
+pub struct PgbenchResult {
+    pub tps: f64,
+    pub latency_ms: f64,
+    pub failed: u64,
+}
+
+/// Runs the rotation statement under pgbench at `clients` concurrency.
+pub fn pgbench(db: &BenchDb, clients: usize, duration: Duration, dir: &Path) -> anyhow::Result<PgbenchResult> {
+    let script = dir.join("rotate.sql");
+    std::fs::write(&script, SCRIPT)?;
+    let out = std::process::Command::new("pgbench")
+        .args(["-n", "-M", "prepared", "-D", "round=0"])
+        .args(["-c", &clients.to_string(), "-j", "2", "-T", &duration.as_secs().max(1).to_string()])
+        .arg("-f")
+        .arg(&script)
+        .arg(db.url())
+        .output()
+        .context("running pgbench (from the PostgreSQL client tools)")?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    if !out.status.success() {
+        bail!("pgbench failed: {}{}", text, String::from_utf8_lossy(&out.stderr));
+    }
+    let number = |prefix: &str| -> Option<f64> {
+        text.lines().find(|l| l.starts_with(prefix))?.split('=').nth(1)?.split_whitespace().next()?.parse().ok()
+    };
+    Ok(PgbenchResult {
+        tps: number("tps").context("no tps in pgbench output")?,
+        latency_ms: number("latency average").unwrap_or(f64::NAN),
+        failed: number("number of failed transactions").unwrap_or(0.0) as u64,
+    })
+}

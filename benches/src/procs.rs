@@ -1,0 +1,146 @@
+//! The processes the benchmark starts and watches: the build, latchkey, the
+//! reference server, and the numbers /proc keeps about them.
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    process::Stdio,
+    time::Duration,
+};
+
+use anyhow::{Context, bail};
+use tokio::{
+    io::{AsyncBufReadExt, BufReader},
+    process::{Child, Command},
+};
+
+/// Builds latchkey and the reference server; returns the directory holding them.
+pub fn build(release: bool) -> anyhow::Result<PathBuf> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = std::process::Command::new(cargo);
+    cmd.args(["build", "--locked", "-p", "latchkey", "--bin", "latchkey", "-p", "latchkey-bench", "--bin", "latchkey-bench-reference"]);
+    if release {
+        cmd.arg("--release");
+    }
+    eprintln!("building latchkey ({})…", if release { "release" } else { "debug" });
+    let status = cmd.status().context("running cargo")?;
+    if !status.success() {
+        bail!("cargo build failed");
+    }
+    let target = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| workspace_root().join("target"));
+    Ok(target.join(if release { "release" } else { "debug" }))
+}
+
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("benches/ has a parent").to_path_buf()
+}
+
+/// A child process that is killed when dropped.
+pub struct Running {
+    pub child: Child,
+    pub addr: SocketAddr,
+}
+
+impl Running {
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("still running")
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(pid) = self.child.id() {
+            let _ = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+        }
+        if tokio::time::timeout(Duration::from_secs(15), self.child.wait()).await.is_err() {
+            let _ = self.child.kill().await;
+        }
+    }
+}
+
+/// Starts `program` and waits for its `listening on http://ADDR` line.
+pub async fn start(program: &Path, args: &[&str], env: &[(&str, String)], cwd: &Path) -> anyhow::Result<Running> {
+    let mut cmd = Command::new(program);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("LATCHKEY_") {
+            cmd.env_remove(key);
+        }
+    }
+    let mut child = cmd
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .current_dir(cwd)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("starting {}", program.display()))?;
+    let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
+    let addr = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(line) = lines.next_line().await? {
+            if let Some(rest) = line.split("listening on http://").nth(1) {
+                let addr = rest.split_whitespace().next().unwrap_or_default();
+                return Ok(addr.parse::<SocketAddr>()?);
+            }
+        }
+        bail!("{} exited before listening", program.display())
+    })
+    .await
+    .context("no `listening on` line within 60 s")??;
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Ok(Running { child, addr })
+}
+
+fn status_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Resident memory now, in MiB.
+pub fn rss_mib(pid: u32) -> f64 {
+    status_kib(pid, "VmRSS:") as f64 / 1024.0
+}
+
+/// The highest resident memory the process has had, in MiB.
+pub fn peak_rss_mib(pid: u32) -> f64 {
+    status_kib(pid, "VmHWM:") as f64 / 1024.0
+}
+
+/// CPU seconds (user + system) a process has used so far; `None` = this process.
+pub fn cpu_seconds(pid: Option<u32>) -> f64 {
+    let path = match pid {
+        Some(pid) => format!("/proc/{pid}/stat"),
+        None => "/proc/self/stat".into(),
+    };
+    let stat = std::fs::read_to_string(path).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start at ")".
+    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or_default().split_whitespace().collect();
+    let ticks: f64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0)
+        + fields.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    ticks / 100.0 // USER_HZ is 100 on Linux
+}
+
+/// CPU use of the server and of this process over a stretch of time, in % of one core.
+pub struct CpuMeter {
+    server: u32,
+    start: std::time::Instant,
+    server_cpu: f64,
+    own_cpu: f64,
+}
+
+impl CpuMeter {
+    pub fn start(server: u32) -> Self {
+        Self { server, start: std::time::Instant::now(), server_cpu: cpu_seconds(Some(server)), own_cpu: cpu_seconds(None) }
+    }
+
+    /// (server %, generator %)
+    pub fn stop(&self) -> (f64, f64) {
+        let wall = self.start.elapsed().as_secs_f64();
+        let server = (cpu_seconds(Some(self.server)) - self.server_cpu) / wall * 100.0;
+        let own = (cpu_seconds(None) - self.own_cpu) / wall * 100.0;
+        (server, own)
+    }
+}

@@ -1,0 +1,179 @@
+//! The table, the ratios against the ceilings, and the targets.
+
+use crate::{load::Stats, pg::PgbenchResult};
+
+pub struct Row {
+    name: String,
+    clients: usize,
+    stats: Stats,
+    /// (server CPU %, generator CPU %), in % of one core.
+    cpu: (f64, f64),
+}
+
+impl Row {
+    pub fn new(name: &str, clients: usize, (stats, cpu): (Stats, (f64, f64))) -> Self {
+        Self { name: name.into(), clients, stats, cpu }
+    }
+}
+
+pub struct Mixed {
+    pub refresh: Stats,
+    pub jwks: Stats,
+    pub logins: Option<Stats>,
+    pub cpu: (f64, f64),
+}
+
+#[derive(Default)]
+pub struct Report {
+    smoke: bool,
+    sqlite: bool,
+    clients: usize,
+    rows: Vec<Row>,
+    pub jwks_reference: f64,
+    pub jwks: f64,
+    pub me: f64,
+    pub refresh: f64,
+    pub refresh_p99: f64,
+    pub login: f64,
+    pub argon2_ceiling: f64,
+    mixed_p99: Option<[f64; 4]>,
+    pgbench: Option<PgbenchResult>,
+    pub idle_rss: f64,
+    pub peak_rss: f64,
+}
+
+impl Report {
+    pub fn new(smoke: bool, sqlite: bool, clients: usize) -> Self {
+        Self { smoke, sqlite, clients, ..Self::default() }
+    }
+
+    pub fn add(&mut self, row: Row) {
+        self.rows.push(row);
+    }
+
+    pub fn last_rate(&self) -> f64 {
+        self.rows.last().map(|r| r.stats.rate()).unwrap_or_default()
+    }
+
+    pub fn mixed(&mut self, r: usize, j: usize, l: usize, alone: Mixed, loaded: Mixed) {
+        self.mixed_p99 = Some([alone.refresh.ms(0.99), loaded.refresh.ms(0.99), alone.jwks.ms(0.99), loaded.jwks.ms(0.99)]);
+        self.rows.push(Row { name: format!("mix, no logins: refresh ({r} clients)"), clients: r, stats: alone.refresh, cpu: alone.cpu });
+        self.rows.push(Row { name: format!("mix, no logins: JWKS ({j} clients)"), clients: j, stats: alone.jwks, cpu: alone.cpu });
+        self.rows.push(Row { name: "mix, logins saturating: refresh".into(), clients: r, stats: loaded.refresh, cpu: loaded.cpu });
+        self.rows.push(Row { name: "mix, logins saturating: JWKS".into(), clients: j, stats: loaded.jwks, cpu: loaded.cpu });
+        if let Some(logins) = loaded.logins {
+            self.rows.push(Row { name: "mix, logins saturating: login".into(), clients: l, stats: logins, cpu: loaded.cpu });
+        }
+    }
+
+    pub fn pgbench(&mut self, result: PgbenchResult) {
+        self.pgbench = Some(result);
+    }
+
+    pub fn print(&self) {
+        let mem_kib: u64 = std::fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|m| m.lines().next().and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse().ok()))
+            .unwrap_or(0);
+        let commit = std::process::Command::new("git")
+            .args(["rev-parse", "--short", "HEAD"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_default();
+        let date = std::process::Command::new("date")
+            .args(["-u", "+%Y-%m-%d %H:%M UTC"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_default();
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+        println!();
+        println!(
+            "latchkey benchmark — {date}, commit {commit}, {cores} cores, {:.1} GiB, store {}{}",
+            mem_kib as f64 / 1024.0 / 1024.0,
+            if self.sqlite { "SQLite" } else { "Postgres (same machine)" },
+            if self.smoke { ", SMOKE RUN (numbers meaningless)" } else { "" }
+        );
+        println!();
+        println!("| scenario | clients | req/s | p50 ms | p99 ms | max ms | errors | server CPU | load-gen CPU |");
+        println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+        for row in &self.rows {
+            let s = &row.stats;
+            println!(
+                "| {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {:.0}% | {:.0}% |",
+                row.name,
+                row.clients,
+                s.rate(),
+                s.ms(0.5),
+                s.ms(0.99),
+                s.max_ms(),
+                s.errors,
+                row.cpu.0,
+                row.cpu.1
+            );
+        }
+        println!();
+        println!("| ceiling and targets | measured | target | |");
+        println!("|---|---:|---|---|");
+        let mark = |ok: bool| if ok { "met" } else { "NOT met" };
+        let ratio = |a: f64, b: f64| if b > 0.0 { a / b * 100.0 } else { 0.0 };
+        println!("| argon2id ceiling (m=19456 KiB, t=2, p=1, all cores, outside the server) | {:.1} hashes/s | | |", self.argon2_ceiling);
+        let login = ratio(self.login, self.argon2_ceiling);
+        println!("| login vs argon2 ceiling | {:.1}/s = {login:.0}% | ≥ 85% | {} |", self.login, mark(login >= 85.0));
+        let ok = self.refresh >= 4000.0 && self.refresh_p99 <= 20.0;
+        println!(
+            "| refresh at {} clients | {:.0}/s, p99 {:.2} ms | ≥ 4000/s, p99 ≤ 20 ms | {} |",
+            self.clients,
+            self.refresh,
+            self.refresh_p99,
+            mark(ok)
+        );
+        if let Some(pg) = &self.pgbench {
+            let share = ratio(self.refresh, pg.tps);
+            println!(
+                "| pgbench ceiling: latchkey's rotation SQL, -c{} -M prepared | {:.0} tps (avg {:.2} ms, {} failed) | | |",
+                self.clients, pg.tps, pg.latency_ms, pg.failed
+            );
+            println!("| refresh vs pgbench ceiling | {share:.0}% | ≥ 50% | {} |", mark(share >= 50.0));
+        }
+        let jwks = ratio(self.jwks, self.jwks_reference);
+        println!("| JWKS vs bare poem reference | {jwks:.0}% | ≥ 70% | {} |", mark(jwks >= 70.0));
+        println!("| GET /v1/users/me | {:.0}/s | ≥ 10000/s | {} |", self.me, mark(self.me >= 10_000.0));
+        if let Some([r0, r1, j0, j1]) = self.mixed_p99 {
+            let (rr, jr) = (r1 / r0, j1 / j0);
+            println!("| refresh p99 under login load / alone | {r1:.2} / {r0:.2} ms = {rr:.1}× | ≤ 3× | {} |", mark(rr <= 3.0));
+            println!("| JWKS p99 under login load / alone | {j1:.2} / {j0:.2} ms = {jr:.1}× | | |");
+        }
+        println!("| RSS idle after start | {:.1} MiB | ≤ 20 MiB | {} |", self.idle_rss, mark(self.idle_rss <= 20.0));
+        println!("| RSS peak under load | {:.1} MiB | ≤ 60 MiB | {} |", self.peak_rss, mark(self.peak_rss <= 60.0));
+    }
+
+    /// In smoke mode: every scenario completed requests and none failed.
+    pub fn check_smoke(&self) -> anyhow::Result<()> {
+        let mut problems = Vec::new();
+        for row in &self.rows {
+            if row.stats.requests == 0 || row.stats.errors > 0 {
+                problems.push(format!(
+                    "{}: {} requests, {} errors ({})",
+                    row.name,
+                    row.stats.requests,
+                    row.stats.errors,
+                    row.stats.first_error.as_deref().unwrap_or("-")
+                ));
+            }
+        }
+        if self.argon2_ceiling <= 0.0 {
+            problems.push("argon2 ceiling: no hashes".into());
+        }
+        if let Some(pg) = &self.pgbench
+            && (pg.tps <= 0.0 || pg.failed > 0)
+        {
+            problems.push(format!("pgbench: {} tps, {} failed", pg.tps, pg.failed));
+        }
+        if problems.is_empty() {
+            println!("\nsmoke: every scenario completed without errors");
+            Ok(())
+        } else {
+            anyhow::bail!("smoke run failed:\n  {}", problems.join("\n  "))
+        }
+    }
+}
