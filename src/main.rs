@@ -4,6 +4,7 @@ use clap::Parser;
 use latchkey::{Config, cli::Cli};
 
 fn main() -> ExitCode {
+    tune_allocator();
     let cli = Cli::parse();
     let config = match Config::load() {
         Ok(config) => config,
@@ -29,5 +30,18 @@ fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// glibc keeps freed large blocks in per-thread arenas and raises its mmap
+/// threshold after each big free, so argon2's 19 MiB working memory would stay
+/// resident after every login. A fixed threshold makes such blocks mmap'd and
+/// returned to the system as soon as a hash is done.
+fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator tunables; called before any thread starts.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024);
+        libc::mallopt(libc::M_ARENA_MAX, 4);
     }
 }

@@ -12,6 +12,7 @@ use poem::{
 use crate::{
     AppState, Config, api,
     auth::PasswordHasher,
+    state::State,
     store,
     token::{
         KeyRing,
@@ -53,14 +54,14 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     };
     let hash_concurrency =
         config.hash_concurrency.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
-    Ok(AppState {
-        config: Arc::new(config),
+    Ok(AppState::new(State {
+        config,
         db,
         keys: Arc::new(ArcSwap::from_pointee(ring)),
-        tokens: Arc::new(tokens),
-        refresh_secret: Arc::new(ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &secret)),
+        tokens,
+        refresh_secret: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &secret),
         hasher: PasswordHasher::new(hash_concurrency),
-    })
+    }))
 }
 
 /// Serves until SIGINT or SIGTERM, then drains in-flight requests.

@@ -1,4 +1,4 @@
-use std::sync::Arc;
+use std::{ops::Deref, sync::Arc};
 
 use ring::hmac;
 use sea_orm::DatabaseConnection;
@@ -10,14 +10,30 @@ use crate::{
 };
 
 /// Everything a request may need, passed in rather than global, so tests run
-/// in parallel each with their own.
+/// in parallel each with their own. Cloning is one reference-count bump.
 #[derive(Clone)]
-pub struct AppState {
-    pub config: Arc<Config>,
+pub struct AppState(Arc<State>);
+
+pub struct State {
+    pub config: Config,
     pub db: DatabaseConnection,
     pub keys: KeyRingHandle,
-    pub tokens: Arc<TokenSettings>,
+    pub tokens: TokenSettings,
     /// Derives refresh-token successors.
-    pub refresh_secret: Arc<hmac::Key>,
+    pub refresh_secret: hmac::Key,
     pub hasher: PasswordHasher,
+}
+
+impl AppState {
+    pub fn new(state: State) -> Self {
+        Self(Arc::new(state))
+    }
+}
+
+impl Deref for AppState {
+    type Target = State;
+
+    fn deref(&self) -> &State {
+        &self.0
+    }
 }

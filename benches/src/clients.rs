@@ -65,6 +65,10 @@ impl Client for LoggerIn {
     }
 
     fn response(&mut self, status: StatusCode, body: &[u8]) -> Result<(), String> {
-        if status == StatusCode::OK { Ok(()) } else { Err(format!("login answered {status}: {}", String::from_utf8_lossy(body))) }
+        if status == StatusCode::OK {
+            Ok(())
+        } else {
+            Err(format!("login answered {status}: {}", String::from_utf8_lossy(body)))
+        }
     }
 }

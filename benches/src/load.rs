@@ -53,7 +53,8 @@ pub async fn run(addr: SocketAddr, clients: Vec<Box<dyn Client>>, duration: Dura
     let start = Instant::now();
     let deadline = start + duration;
     let tasks: Vec<_> = clients.into_iter().map(|client| tokio::spawn(drive(addr, client, deadline))).collect();
-    let mut total = Stats { requests: 0, errors: 0, first_error: None, elapsed: Duration::ZERO, latency_us: histogram() };
+    let mut total =
+        Stats { requests: 0, errors: 0, first_error: None, elapsed: Duration::ZERO, latency_us: histogram() };
     for task in tasks {
         let stats = task.await.expect("client task");
         total.requests += stats.requests;
@@ -74,7 +75,8 @@ async fn connect(addr: SocketAddr) -> Result<http1::SendRequest<Full<Bytes>>, St
 }
 
 async fn drive(addr: SocketAddr, mut client: Box<dyn Client>, deadline: Instant) -> Stats {
-    let mut stats = Stats { requests: 0, errors: 0, first_error: None, elapsed: Duration::ZERO, latency_us: histogram() };
+    let mut stats =
+        Stats { requests: 0, errors: 0, first_error: None, elapsed: Duration::ZERO, latency_us: histogram() };
     let fail = |stats: &mut Stats, message: String| {
         stats.errors += 1;
         stats.first_error.get_or_insert(message);

@@ -94,7 +94,9 @@ async fn main() -> anyhow::Result<()> {
     let getter = |headers: Vec<(&'static str, String)>, expect| -> Box<dyn Client> {
         Box::new(Getter { path: "/.well-known/jwks.json", headers, expect })
     };
-    let reference_stats = measure(reference.addr, reference.pid(), (0..n).map(|_| getter(vec![], StatusCode::OK)).collect(), duration).await;
+    let reference_stats =
+        measure(reference.addr, reference.pid(), (0..n).map(|_| getter(vec![], StatusCode::OK)).collect(), duration)
+            .await;
     let jwks_stats = measure(addr, pid, (0..n).map(|_| getter(vec![], StatusCode::OK)).collect(), duration).await;
     let jwks_304 = measure(
         addr,
@@ -115,7 +117,11 @@ async fn main() -> anyhow::Result<()> {
     for email in &users[..n] {
         let tokens = login(addr, email).await?;
         let bearer = format!("Bearer {}", tokens["access_token"].as_str().unwrap_or_default());
-        me_clients.push(Box::new(Getter { path: "/v1/users/me", headers: vec![("authorization", bearer)], expect: StatusCode::OK }));
+        me_clients.push(Box::new(Getter {
+            path: "/v1/users/me",
+            headers: vec![("authorization", bearer)],
+            expect: StatusCode::OK,
+        }));
     }
     report.add(Row::new("GET /v1/users/me (bearer)", n, measure(addr, pid, me_clients, duration).await));
     report.me = report.last_rate();
@@ -212,7 +218,10 @@ async fn mixed(
 ) -> anyhow::Result<report::Mixed> {
     let refresh = refreshers(addr, refresh_users).await?;
     let jwks: Vec<Box<dyn Client>> = (0..jwks_clients)
-        .map(|_| Box::new(Getter { path: "/.well-known/jwks.json", headers: vec![], expect: StatusCode::OK }) as Box<dyn Client>)
+        .map(|_| {
+            Box::new(Getter { path: "/.well-known/jwks.json", headers: vec![], expect: StatusCode::OK })
+                as Box<dyn Client>
+        })
         .collect();
     let logins: Vec<Box<dyn Client>> =
         login_users.iter().map(|e| Box::new(LoggerIn::new(e, PASSWORD)) as Box<dyn Client>).collect();

@@ -18,7 +18,18 @@ use tokio::{
 pub fn build(release: bool) -> anyhow::Result<PathBuf> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = std::process::Command::new(cargo);
-    cmd.args(["build", "--locked", "-p", "latchkey", "--bin", "latchkey", "-p", "latchkey-bench", "--bin", "latchkey-bench-reference"]);
+    cmd.args([
+        "build",
+        "--locked",
+        "-p",
+        "latchkey",
+        "--bin",
+        "latchkey",
+        "-p",
+        "latchkey-bench",
+        "--bin",
+        "latchkey-bench-reference",
+    ]);
     if release {
         cmd.arg("--release");
     }
@@ -27,7 +38,8 @@ pub fn build(release: bool) -> anyhow::Result<PathBuf> {
     if !status.success() {
         bail!("cargo build failed");
     }
-    let target = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| workspace_root().join("target"));
+    let target =
+        std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| workspace_root().join("target"));
     Ok(target.join(if release { "release" } else { "debug" }))
 }
 
@@ -133,7 +145,12 @@ pub struct CpuMeter {
 
 impl CpuMeter {
     pub fn start(server: u32) -> Self {
-        Self { server, start: std::time::Instant::now(), server_cpu: cpu_seconds(Some(server)), own_cpu: cpu_seconds(None) }
+        Self {
+            server,
+            start: std::time::Instant::now(),
+            server_cpu: cpu_seconds(Some(server)),
+            own_cpu: cpu_seconds(None),
+        }
     }
 
     /// (server %, generator %)

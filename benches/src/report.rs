@@ -56,13 +56,39 @@ impl Report {
     }
 
     pub fn mixed(&mut self, r: usize, j: usize, l: usize, alone: Mixed, loaded: Mixed) {
-        self.mixed_p99 = Some([alone.refresh.ms(0.99), loaded.refresh.ms(0.99), alone.jwks.ms(0.99), loaded.jwks.ms(0.99)]);
-        self.rows.push(Row { name: format!("mix, no logins: refresh ({r} clients)"), clients: r, stats: alone.refresh, cpu: alone.cpu });
-        self.rows.push(Row { name: format!("mix, no logins: JWKS ({j} clients)"), clients: j, stats: alone.jwks, cpu: alone.cpu });
-        self.rows.push(Row { name: "mix, logins saturating: refresh".into(), clients: r, stats: loaded.refresh, cpu: loaded.cpu });
-        self.rows.push(Row { name: "mix, logins saturating: JWKS".into(), clients: j, stats: loaded.jwks, cpu: loaded.cpu });
+        self.mixed_p99 =
+            Some([alone.refresh.ms(0.99), loaded.refresh.ms(0.99), alone.jwks.ms(0.99), loaded.jwks.ms(0.99)]);
+        self.rows.push(Row {
+            name: format!("mix, no logins: refresh ({r} clients)"),
+            clients: r,
+            stats: alone.refresh,
+            cpu: alone.cpu,
+        });
+        self.rows.push(Row {
+            name: format!("mix, no logins: JWKS ({j} clients)"),
+            clients: j,
+            stats: alone.jwks,
+            cpu: alone.cpu,
+        });
+        self.rows.push(Row {
+            name: "mix, logins saturating: refresh".into(),
+            clients: r,
+            stats: loaded.refresh,
+            cpu: loaded.cpu,
+        });
+        self.rows.push(Row {
+            name: "mix, logins saturating: JWKS".into(),
+            clients: j,
+            stats: loaded.jwks,
+            cpu: loaded.cpu,
+        });
         if let Some(logins) = loaded.logins {
-            self.rows.push(Row { name: "mix, logins saturating: login".into(), clients: l, stats: logins, cpu: loaded.cpu });
+            self.rows.push(Row {
+                name: "mix, logins saturating: login".into(),
+                clients: l,
+                stats: logins,
+                cpu: loaded.cpu,
+            });
         }
     }
 
@@ -116,7 +142,10 @@ impl Report {
         println!("|---|---:|---|---|");
         let mark = |ok: bool| if ok { "met" } else { "NOT met" };
         let ratio = |a: f64, b: f64| if b > 0.0 { a / b * 100.0 } else { 0.0 };
-        println!("| argon2id ceiling (m=19456 KiB, t=2, p=1, all cores, outside the server) | {:.1} hashes/s | | |", self.argon2_ceiling);
+        println!(
+            "| argon2id ceiling (m=19456 KiB, t=2, p=1, all cores, outside the server) | {:.1} hashes/s | | |",
+            self.argon2_ceiling
+        );
         let login = ratio(self.login, self.argon2_ceiling);
         println!("| login vs argon2 ceiling | {:.1}/s = {login:.0}% | ≥ 85% | {} |", self.login, mark(login >= 85.0));
         let ok = self.refresh >= 4000.0 && self.refresh_p99 <= 20.0;
@@ -140,7 +169,10 @@ impl Report {
         println!("| GET /v1/users/me | {:.0}/s | ≥ 10000/s | {} |", self.me, mark(self.me >= 10_000.0));
         if let Some([r0, r1, j0, j1]) = self.mixed_p99 {
             let (rr, jr) = (r1 / r0, j1 / j0);
-            println!("| refresh p99 under login load / alone | {r1:.2} / {r0:.2} ms = {rr:.1}× | ≤ 3× | {} |", mark(rr <= 3.0));
+            println!(
+                "| refresh p99 under login load / alone | {r1:.2} / {r0:.2} ms = {rr:.1}× | ≤ 3× | {} |",
+                mark(rr <= 3.0)
+            );
             println!("| JWKS p99 under login load / alone | {j1:.2} / {j0:.2} ms = {jr:.1}× | | |");
         }
         println!("| RSS idle after start | {:.1} MiB | ≤ 20 MiB | {} |", self.idle_rss, mark(self.idle_rss <= 20.0));

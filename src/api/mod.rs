@@ -75,9 +75,12 @@ async fn limit_body<E: Endpoint>(
         .get(poem::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
+    let chunked = req.headers().contains_key(poem::http::header::TRANSFER_ENCODING);
     match declared {
         Some(len) if len > max => return Err(too_large()),
         Some(_) => {}
+        // HTTP/1.1: no Content-Length and no Transfer-Encoding means no body.
+        None if !chunked => {}
         None => {
             let body = req.take_body().into_bytes_limit(max).await.map_err(|_| too_large())?;
             req.set_body(body);

@@ -15,11 +15,8 @@ pub struct Account {
 
 /// The owner of an access token, if its session is still live.
 pub async fn current(state: &AppState, claims: &AccessClaims) -> anyhow::Result<Option<Account>> {
-    let session = store::sessions::find_live(&state.db, claims.sid, Utc::now()).await?;
-    if session.is_none_or(|s| s.user_id != claims.sub) {
-        return Ok(None);
-    }
-    Ok(store::users::find(&state.db, claims.sub).await?.map(|user| Account {
+    let user = store::users::find_with_live_session(&state.db, claims.sub, claims.sid, Utc::now()).await?;
+    Ok(user.map(|user| Account {
         id: user.id,
         email: user.email,
         email_verified: user.email_verified_at.is_some(),

@@ -1,15 +1,14 @@
 //! argon2id hashing off the async executor, through a bounded pool so a flood
 //! of logins queues instead of starving refreshes and JWKS of CPU.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, mpsc};
 
 use anyhow::Context;
 use argon2::{
     Algorithm, Argon2, Params, PasswordHash, PasswordVerifier, Version,
     password_hash::{PasswordHasher as _, SaltString, rand_core::OsRng},
 };
-use tokio::sync::Semaphore;
-use tracing::Instrument;
+use tokio::sync::oneshot;
 
 use crate::secret::Password;
 
@@ -20,15 +19,41 @@ pub fn argon2() -> Argon2<'static> {
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
 }
 
-/// Hashes and verifies passwords on blocking threads, at most `permits` at once.
+type Job = Box<dyn FnOnce() + Send>;
+
+/// Hashes and verifies passwords on a fixed pool of threads that run at a
+/// lower CPU priority (nice 10) than the async workers and the database: a
+/// flood of logins uses whatever CPU is idle, queues for the rest, and never
+/// starves refreshes or JWKS. A fixed pool also bounds memory: each thread
+/// needs argon2's 19 MiB only while it hashes.
 #[derive(Clone)]
 pub struct PasswordHasher {
-    permits: Arc<Semaphore>,
+    jobs: mpsc::Sender<Job>,
 }
 
 impl PasswordHasher {
-    pub fn new(concurrency: usize) -> Self {
-        Self { permits: Arc::new(Semaphore::new(concurrency.max(1))) }
+    pub fn new(threads: usize) -> Self {
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let queue = Arc::new(Mutex::new(queue));
+        for i in 0..threads.max(1) {
+            let queue = queue.clone();
+            std::thread::Builder::new()
+                .name(format!("argon2-{i}"))
+                .spawn(move || {
+                    lower_priority();
+                    loop {
+                        let next = queue.lock().map(|q| q.recv());
+                        match next {
+                            Ok(Ok(job)) => job(),
+                            _ => break, // every sender is gone: shut down
+                        }
+                    }
+                })
+                .expect("spawning a hashing thread");
+        }
+        // Computed now, so the first unknown-user login costs one hash like any other.
+        dummy_hash();
+        Self { jobs }
     }
 
     pub async fn hash(&self, password: &Password) -> anyhow::Result<String> {
@@ -64,12 +89,26 @@ impl PasswordHasher {
         &self,
         job: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
     ) -> anyhow::Result<T> {
-        let _permit = self.permits.acquire().await.context("hasher closed")?;
+        let (reply, answer) = oneshot::channel();
         let span = tracing::Span::current();
-        tokio::task::spawn_blocking(move || span.in_scope(job))
-            .instrument(tracing::Span::current())
-            .await
-            .context("hashing task failed")?
+        self.jobs
+            .send(Box::new(move || {
+                let _ = reply.send(span.in_scope(job));
+            }))
+            .map_err(|_| anyhow::anyhow!("the hashing pool has stopped"))?;
+        answer.await.context("a hashing thread failed")?
+    }
+}
+
+/// Nice 10 for the calling thread (on Linux the nice value is per thread).
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: setpriority on our own thread id has no memory-safety preconditions.
+    unsafe {
+        let tid = libc::gettid();
+        if libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 10) != 0 {
+            tracing::debug!("could not lower the hashing thread's priority");
+        }
     }
 }
 

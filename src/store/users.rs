@@ -1,6 +1,8 @@
 use chrono::{DateTime, Utc};
-use entity::user;
-use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, SqlErr};
+use entity::{session, user};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, SqlErr, sea_query::Query,
+};
 use uuid::Uuid;
 
 /// A user row to insert.
@@ -41,4 +43,21 @@ pub async fn find_by_email_key(db: &impl ConnectionTrait, key: &str) -> Result<O
 
 pub async fn find(db: &impl ConnectionTrait, id: Uuid) -> Result<Option<user::Model>, DbErr> {
     user::Entity::find_by_id(id).one(db).await
+}
+
+/// The user, provided `session_id` is one of their live sessions; one query.
+pub async fn find_with_live_session(
+    db: &impl ConnectionTrait,
+    user_id: Uuid,
+    session_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<Option<user::Model>, DbErr> {
+    let live_session_owner = Query::select()
+        .column(session::Column::UserId)
+        .from(session::Entity)
+        .and_where(session::Column::Id.eq(session_id))
+        .and_where(session::Column::RevokedAt.is_null())
+        .and_where(session::Column::ExpiresAt.gt(now))
+        .to_owned();
+    user::Entity::find_by_id(user_id).filter(user::Column::Id.in_subquery(live_session_owner)).one(db).await
 }
