@@ -20,6 +20,7 @@ use crate::{
         keyfile::KeyDir,
         keyring::{self},
         provider,
+        verified::VerifiedTokens,
     },
 };
 
@@ -61,6 +62,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         tokens,
         refresh_secret: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &secret),
         hasher: PasswordHasher::new(hash_concurrency),
+        verified: VerifiedTokens::new(4096),
     }))
 }
 

@@ -6,7 +6,7 @@ use sea_orm::DatabaseConnection;
 use crate::{
     auth::PasswordHasher,
     config::Config,
-    token::{KeyRingHandle, access::TokenSettings},
+    token::{KeyRingHandle, access::TokenSettings, verified::VerifiedTokens},
 };
 
 /// Everything a request may need, passed in rather than global, so tests run
@@ -22,6 +22,8 @@ pub struct State {
     /// Derives refresh-token successors.
     pub refresh_secret: hmac::Key,
     pub hasher: PasswordHasher,
+    /// Access tokens whose signature this process has already checked.
+    pub verified: VerifiedTokens,
 }
 
 impl AppState {

@@ -47,6 +47,23 @@ struct Args {
     /// Build and run the debug profile: quick to build, numbers meaningless.
     #[arg(long)]
     debug: bool,
+    /// Run only these scenario groups: jwks, me, refresh, login, mix, pgbench.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+    /// Extra LATCHKEY_* settings for the server, as NAME=VALUE (for experiments).
+    #[arg(long = "set", value_parser = parse_setting)]
+    settings: Vec<(String, String)>,
+}
+
+fn parse_setting(s: &str) -> Result<(String, String), String> {
+    let (k, v) = s.split_once('=').ok_or("expected NAME=VALUE")?;
+    Ok((k.to_string(), v.to_string()))
+}
+
+impl Args {
+    fn runs(&self, group: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|o| o == group)
+    }
 }
 
 #[tokio::main]
@@ -60,7 +77,7 @@ async fn main() -> anyhow::Result<()> {
         Some(db) => db.url(),
         None => format!("sqlite://{}/bench.db?mode=rwc", tmp.path().display()),
     };
-    let env = [
+    let mut env = vec![
         ("LATCHKEY_DATABASE_URL", database_url),
         ("LATCHKEY_BIND", "127.0.0.1:0".to_string()),
         ("LATCHKEY_KEYS_DIR", tmp.path().join("keys").display().to_string()),
@@ -68,6 +85,9 @@ async fn main() -> anyhow::Result<()> {
         ("LATCHKEY_RATE_LIMIT_ENABLED", "false".to_string()),
         ("LATCHKEY_LOG", "warn,latchkey::startup=info".to_string()),
     ];
+    for (name, value) in &args.settings {
+        env.push((name.as_str(), value.clone()));
+    }
     let server = procs::start(&bin.join("latchkey"), &["serve"], &env, tmp.path()).await?;
     let (addr, pid) = (server.addr, server.pid());
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -78,8 +98,6 @@ async fn main() -> anyhow::Result<()> {
         bail!("JWKS answered {status}");
     }
     std::fs::write(tmp.path().join("jwks.json"), &jwks)?;
-    let jwks_path = tmp.path().join("jwks.json").display().to_string();
-    let reference = procs::start(&bin.join("latchkey-bench-reference"), &[&jwks_path], &[], tmp.path()).await?;
 
     let n = args.clients;
     eprintln!("seeding {} accounts…", 2 * n);
@@ -89,69 +107,71 @@ async fn main() -> anyhow::Result<()> {
     }
     let mut report = Report::new(args.smoke, args.sqlite, n);
 
-    // Discovery, against the reference server on the same bytes.
-    let etag = String::from_utf8_lossy(&jwks_etag(addr).await?).into_owned();
-    let getter = |headers: Vec<(&'static str, String)>, expect| -> Box<dyn Client> {
-        Box::new(Getter { path: "/.well-known/jwks.json", headers, expect })
-    };
-    let reference_stats =
-        measure(reference.addr, reference.pid(), (0..n).map(|_| getter(vec![], StatusCode::OK)).collect(), duration)
-            .await;
-    let jwks_stats = measure(addr, pid, (0..n).map(|_| getter(vec![], StatusCode::OK)).collect(), duration).await;
-    let jwks_304 = measure(
-        addr,
-        pid,
-        (0..n).map(|_| getter(vec![("if-none-match", etag.clone())], StatusCode::NOT_MODIFIED)).collect(),
-        duration,
-    )
-    .await;
-    reference.stop().await;
-    report.add(Row::new("reference: bare poem, same JWKS bytes", n, reference_stats));
-    report.jwks_reference = report.last_rate();
-    report.add(Row::new("GET /.well-known/jwks.json", n, jwks_stats));
-    report.jwks = report.last_rate();
-    report.add(Row::new("GET /.well-known/jwks.json (If-None-Match → 304)", n, jwks_304));
-
-    // Verification cost: every client with its own access token.
-    let mut me_clients: Vec<Box<dyn Client>> = Vec::new();
-    for email in &users[..n] {
-        let tokens = login(addr, email).await?;
-        let bearer = format!("Bearer {}", tokens["access_token"].as_str().unwrap_or_default());
-        me_clients.push(Box::new(Getter {
-            path: "/v1/users/me",
-            headers: vec![("authorization", bearer)],
-            expect: StatusCode::OK,
-        }));
+    if args.runs("jwks") {
+        // Discovery, against a bare poem server on the same bytes.
+        let jwks_path = tmp.path().join("jwks.json").display().to_string();
+        let reference = procs::start(&bin.join("latchkey-bench-reference"), &[&jwks_path], &[], tmp.path()).await?;
+        let etag = String::from_utf8_lossy(&jwks_etag(addr).await?).into_owned();
+        let getter = |headers: Vec<(&'static str, String)>, expect| -> Box<dyn Client> {
+            Box::new(Getter { path: "/.well-known/jwks.json", headers, expect })
+        };
+        let plain = || (0..n).map(|_| getter(vec![], StatusCode::OK)).collect::<Vec<_>>();
+        let reference_stats = measure(reference.addr, reference.pid(), plain(), duration).await;
+        reference.stop().await;
+        let jwks_stats = measure(addr, pid, plain(), duration).await;
+        let conditional = (0..n).map(|_| getter(vec![("if-none-match", etag.clone())], StatusCode::NOT_MODIFIED));
+        let jwks_304 = measure(addr, pid, conditional.collect(), duration).await;
+        report.add(Row::new("reference: bare poem, same JWKS bytes", n, reference_stats));
+        report.jwks_reference = report.last_rate();
+        report.add(Row::new("GET /.well-known/jwks.json", n, jwks_stats));
+        report.jwks = report.last_rate();
+        report.add(Row::new("GET /.well-known/jwks.json (If-None-Match → 304)", n, jwks_304));
     }
-    report.add(Row::new("GET /v1/users/me (bearer)", n, measure(addr, pid, me_clients, duration).await));
-    report.me = report.last_rate();
 
-    // Rotation: every client on its own session, presenting the token it was last given.
-    let refresh_stats = measure(addr, pid, refreshers(addr, &users[..n]).await?, duration).await;
-    report.refresh_p99 = refresh_stats.0.ms(0.99);
-    report.add(Row::new("POST /v1/auth/refresh (rotation)", n, refresh_stats));
-    report.refresh = report.last_rate();
+    if args.runs("me") {
+        // Verification cost: every client with its own access token.
+        let mut me_clients: Vec<Box<dyn Client>> = Vec::new();
+        for email in &users[..n] {
+            let tokens = login(addr, email).await?;
+            let bearer = format!("Bearer {}", tokens["access_token"].as_str().unwrap_or_default());
+            let headers = vec![("authorization", bearer)];
+            me_clients.push(Box::new(Getter { path: "/v1/users/me", headers, expect: StatusCode::OK }));
+        }
+        report.add(Row::new("GET /v1/users/me (bearer)", n, measure(addr, pid, me_clients, duration).await));
+        report.me = report.last_rate();
+    }
 
-    // Login against the argon2 ceiling of this machine.
-    report.argon2_ceiling = argon2_ceiling(duration);
-    let loggers = users[n..].iter().map(|e| Box::new(LoggerIn::new(e, PASSWORD)) as Box<dyn Client>).collect();
-    report.add(Row::new("POST /v1/auth/login", n, measure(addr, pid, loggers, duration).await));
-    report.login = report.last_rate();
+    if args.runs("refresh") {
+        // Rotation: every client on its own session, presenting the token it was last given.
+        let refresh_stats = measure(addr, pid, refreshers(addr, &users[..n]).await?, duration).await;
+        report.refresh_p99 = refresh_stats.0.ms(0.99);
+        report.add(Row::new("POST /v1/auth/refresh (rotation)", n, refresh_stats));
+        report.refresh = report.last_rate();
+    }
 
-    // Refresh and JWKS latency alone, then while logins saturate the CPU.
-    let (r, j, l) = (n / 2, n / 4, n / 2);
-    let alone = mixed(addr, pid, &users[..r], j, &[], duration).await?;
-    let loaded = mixed(addr, pid, &users[..r], j, &users[n..n + l], duration).await?;
-    report.mixed(r, j, l, alone, loaded);
+    if args.runs("login") {
+        // Login against the argon2 ceiling of this machine.
+        report.argon2_ceiling = argon2_ceiling(duration);
+        let loggers = users[n..].iter().map(|e| Box::new(LoggerIn::new(e, PASSWORD)) as Box<dyn Client>).collect();
+        report.add(Row::new("POST /v1/auth/login", n, measure(addr, pid, loggers, duration).await));
+        report.login = report.last_rate();
+    }
 
-    if let Some(db) = &db {
+    if args.runs("mix") {
+        // Refresh and JWKS latency alone, then while logins saturate the CPU.
+        let (r, j, l) = (n / 2, n / 4, n / 2);
+        let alone = mixed(addr, pid, &users[..r], j, &[], duration).await?;
+        let loaded = mixed(addr, pid, &users[..r], j, &users[n..n + l], duration).await?;
+        report.mixed(r, j, l, alone, loaded);
+    }
+
+    if let Some(db) = db.as_ref().filter(|_| args.runs("pgbench")) {
         // pgbench rotates chains of its own: one session per pgbench client.
         signup(addr, "pgbench@bench.invalid").await?;
         for _ in 0..n {
             login(addr, "pgbench@bench.invalid").await?;
         }
-        let result = pg::pgbench(db, n, duration, tmp.path())?;
-        report.pgbench(result);
+        report.pgbench(pg::pgbench(db, n, duration, tmp.path())?);
     }
     report.idle_rss = idle_rss;
     report.peak_rss = procs::peak_rss_mib(pid);

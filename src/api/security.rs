@@ -1,11 +1,7 @@
 use poem::{IntoResponse, Request};
 use poem_openapi::{SecurityScheme, auth::Bearer};
 
-use crate::{
-    AppState,
-    error::ApiError,
-    token::{AccessClaims, access},
-};
+use crate::{AppState, error::ApiError, token::AccessClaims};
 
 /// A latchkey access token: `Authorization: Bearer <jwt>`.
 #[derive(SecurityScheme)]
@@ -14,7 +10,8 @@ pub struct BearerAuth(pub AccessClaims);
 
 async fn check_bearer(req: &Request, bearer: Bearer) -> poem::Result<AccessClaims> {
     let state = req.data::<AppState>().expect("AppState is attached to every request");
-    access::verify(&state.keys.load(), &state.tokens, &bearer.token).map_err(|e| {
+    let now = chrono::Utc::now().timestamp();
+    state.verified.verify(&state.keys.load(), &state.tokens, &bearer.token, now).map_err(|e| {
         tracing::debug!(error = %e, "access token rejected");
         poem::Error::from_response(
             ApiError::unauthorized("invalid_token", "The access token is invalid or expired.").into_response(),

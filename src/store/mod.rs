@@ -23,6 +23,9 @@ pub async fn connect(config: &Config) -> anyhow::Result<DatabaseConnection> {
         .min_connections(1)
         .acquire_timeout(Duration::from_secs(5))
         .connect_timeout(Duration::from_secs(5))
+        // Ping only connections idle long enough to have been dropped: a ping
+        // on every checkout would double the round trips of a refresh.
+        .test_before_acquire_if_idle_for(Duration::from_secs(30))
         .sqlx_logging(false);
     if config.is_sqlite() {
         let dir = sqlite_path(&config.database_url).and_then(|p| p.parent().map(ToOwned::to_owned));

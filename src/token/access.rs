@@ -55,6 +55,8 @@ pub enum AccessTokenError {
     WrongType,
     #[error("the token was not signed by a known key")]
     UnknownKey,
+    #[error("the token has expired or is not valid yet")]
+    Expired,
     #[error("the token is invalid: {0}")]
     Invalid(jsonwebtoken::errors::Error),
 }
@@ -88,8 +90,13 @@ pub fn issue(
     Ok(encode(&header, &claims, &key.encoding)?)
 }
 
-/// Verifies signature, `typ`, `iss`, `aud`, `exp` and `nbf`.
-pub fn verify(ring: &KeyRing, settings: &TokenSettings, token: &str) -> Result<AccessClaims, AccessTokenError> {
+/// Verifies signature, `typ`, `iss`, `aud`, `exp` and `nbf`; returns the
+/// `kid` that signed the token and its claims.
+pub fn verify(
+    ring: &KeyRing,
+    settings: &TokenSettings,
+    token: &str,
+) -> Result<(String, AccessClaims), AccessTokenError> {
     let header = decode_header(token).map_err(|_| AccessTokenError::Malformed)?;
     if header.typ.as_deref() != Some(ACCESS_TOKEN_TYP) {
         return Err(AccessTokenError::WrongType);
@@ -102,5 +109,7 @@ pub fn verify(ring: &KeyRing, settings: &TokenSettings, token: &str) -> Result<A
     validation.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
     validation.validate_nbf = true;
     validation.leeway = settings.leeway_secs;
-    decode::<AccessClaims>(token, &key.decoding, &validation).map(|data| data.claims).map_err(AccessTokenError::Invalid)
+    decode::<AccessClaims>(token, &key.decoding, &validation)
+        .map(|data| (key.kid.clone(), data.claims))
+        .map_err(AccessTokenError::Invalid)
 }

@@ -7,6 +7,7 @@ pub mod keyfile;
 pub mod keyring;
 pub mod provider;
 pub mod refresh;
+pub mod verified;
 
 pub use access::{AccessClaims, AccessTokenError};
 pub use keyring::{KeyRing, KeyRingHandle};

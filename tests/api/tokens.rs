@@ -165,3 +165,17 @@ async fn missing_or_malformed_authorization_header_is_a_401_problem() {
         assert_problem(resp, 401, "invalid_token").await;
     }
 }
+
+#[tokio::test]
+async fn a_token_accepted_before_is_refused_once_it_expires() {
+    let app =
+        spawn_with(Options::default().env("LATCHKEY_ACCESS_TOKEN_TTL_SECS", 1).env("LATCHKEY_CLOCK_LEEWAY_SECS", 0))
+            .await;
+    let tokens = app.new_session().await;
+    let access = tokens["access_token"].as_str().unwrap();
+    // Accepted (and remembered as verified)…
+    assert_eq!(app.me(access).await.status(), 200);
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    // …but the expiry is checked again on every use.
+    assert_problem(app.me(access).await, 401, "invalid_token").await;
+}
