@@ -1,13 +1,18 @@
-//! latchkey's benchmark: builds latchkey, starts it (Postgres by default,
-//! `--sqlite` for the embedded store) and a bare poem reference server, seeds
-//! users, runs every scenario for a bounded time, stops what it started and
-//! prints one table. `--smoke` runs each scenario for a second and fails
+//! latchkey's benchmark: starts latchkey (Postgres by default, `--sqlite` for
+//! the embedded store) and a bare poem reference server as child processes,
+//! seeds users, runs every scenario for a bounded time, stops what it started
+//! and prints one table. `--smoke` runs each scenario for a second and fails
 //! unless all of them completed without errors (CI runs that).
+//!
+//! The server is this same executable run as `__latchkey serve`: it calls
+//! `latchkey::cli::main`, the very function the `latchkey` binary is, so
+//! `cargo run --release -p latchkey-bench` builds everything once.
 
 mod clients;
 mod load;
 mod pg;
 mod procs;
+mod reference;
 mod report;
 
 use std::{
@@ -44,9 +49,6 @@ struct Args {
     /// Concurrent clients per scenario.
     #[arg(long, default_value_t = 32)]
     clients: usize,
-    /// Build and run the debug profile: quick to build, numbers meaningless.
-    #[arg(long)]
-    debug: bool,
     /// Run only these scenario groups: jwks, me, refresh, login, mix, pgbench.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
@@ -66,11 +68,30 @@ impl Args {
     }
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
+fn main() -> std::process::ExitCode {
+    let argv: Vec<String> = std::env::args().collect();
+    match argv.get(1).map(String::as_str) {
+        Some("__latchkey") => latchkey::cli::main(argv[1..].iter().cloned()),
+        Some("__reference") => reference::main(argv.get(2).map(String::as_str).unwrap_or_default()),
+        _ => {
+            let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
+            match runtime.block_on(bench(Args::parse())) {
+                Ok(()) => std::process::ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    std::process::ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+async fn bench(args: Args) -> anyhow::Result<()> {
     let duration = Duration::from_secs(if args.smoke { 1 } else { args.seconds });
-    let bin = procs::build(!args.debug)?;
+    let exe = std::env::current_exe()?;
+    if cfg!(debug_assertions) && !args.smoke {
+        eprintln!("warning: a debug build; run `cargo run --release -p latchkey-bench` for real numbers");
+    }
     let db = if args.sqlite { None } else { Some(pg::BenchDb::create().context("creating the bench database")?) };
     let tmp = tempfile::tempdir()?;
     let database_url = match &db {
@@ -88,7 +109,7 @@ async fn main() -> anyhow::Result<()> {
     for (name, value) in &args.settings {
         env.push((name.as_str(), value.clone()));
     }
-    let server = procs::start(&bin.join("latchkey"), &["serve"], &env, tmp.path()).await?;
+    let server = procs::start(&exe, &["__latchkey", "serve"], &env, tmp.path()).await?;
     let (addr, pid) = (server.addr, server.pid());
     tokio::time::sleep(Duration::from_secs(1)).await;
     let idle_rss = procs::rss_mib(pid);
@@ -110,7 +131,7 @@ async fn main() -> anyhow::Result<()> {
     if args.runs("jwks") {
         // Discovery, against a bare poem server on the same bytes.
         let jwks_path = tmp.path().join("jwks.json").display().to_string();
-        let reference = procs::start(&bin.join("latchkey-bench-reference"), &[&jwks_path], &[], tmp.path()).await?;
+        let reference = procs::start(&exe, &["__reference", &jwks_path], &[], tmp.path()).await?;
         let etag = String::from_utf8_lossy(&jwks_etag(addr).await?).into_owned();
         let getter = |headers: Vec<(&'static str, String)>, expect| -> Box<dyn Client> {
             Box::new(Getter { path: "/.well-known/jwks.json", headers, expect })

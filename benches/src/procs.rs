@@ -1,45 +1,13 @@
 //! The processes the benchmark starts and watches: the build, latchkey, the
 //! reference server, and the numbers /proc keeps about them.
 
-use std::{
-    net::SocketAddr,
-    path::{Path, PathBuf},
-    process::Stdio,
-    time::Duration,
-};
+use std::{net::SocketAddr, path::Path, process::Stdio, time::Duration};
 
 use anyhow::{Context, bail};
 use tokio::{
     io::{AsyncBufReadExt, BufReader},
     process::{Child, Command},
 };
-
-/// Builds latchkey and the reference server; returns the directory holding them.
-pub fn build(release: bool) -> anyhow::Result<PathBuf> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    eprintln!("building latchkey ({})…", if release { "release" } else { "debug" });
-    // Two builds, each of the package set that `cargo build` and `cargo run
-    // -p latchkey-bench` use on their own: same feature sets, nothing rebuilt.
-    let packages =
-        [["-p", "latchkey", "--bin", "latchkey"], ["-p", "latchkey-bench", "--bin", "latchkey-bench-reference"]];
-    for package in packages {
-        let mut cmd = std::process::Command::new(&cargo);
-        cmd.args(["build", "--locked"]).args(package);
-        if release {
-            cmd.arg("--release");
-        }
-        if !cmd.status().context("running cargo")?.success() {
-            bail!("cargo build failed");
-        }
-    }
-    let target =
-        std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| workspace_root().join("target"));
-    Ok(target.join(if release { "release" } else { "debug" }))
-}
-
-pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("benches/ has a parent").to_path_buf()
-}
 
 /// A child process that is killed when dropped.
 pub struct Running {

@@ -193,9 +193,6 @@ impl Report {
                 ));
             }
         }
-        if self.argon2_ceiling <= 0.0 {
-            problems.push("argon2 ceiling: no hashes".into());
-        }
         if let Some(pg) = &self.pgbench
             && (pg.tps <= 0.0 || pg.failed > 0)
         {

@@ -8,7 +8,7 @@ use std::{
 
 use anyhow::Context;
 use argon2::{
-    Algorithm, Argon2, Block, Params, PasswordHash, Version,
+    Algorithm, Argon2, Block, Params, PasswordHash, PasswordHasher as _, Version,
     password_hash::{Output, Salt, SaltString, rand_core::OsRng},
 };
 use tokio::sync::oneshot;
@@ -24,11 +24,12 @@ pub fn argon2() -> Argon2<'static> {
 
 type Job = Box<dyn FnOnce() + Send>;
 
-/// Hashes and verifies passwords on a fixed pool of threads that run at a
-/// lower CPU priority (nice 10) than the async workers and the database: a
-/// flood of logins uses whatever CPU is idle, queues for the rest, and never
-/// starves refreshes or JWKS. A fixed pool also bounds memory: each thread
-/// needs argon2's 19 MiB only while it hashes.
+/// Hashes and verifies passwords on a fixed pool of threads scheduled
+/// `SCHED_IDLE`: they get only CPU time that the async workers and the
+/// database do not want. A flood of logins uses every idle cycle and queues
+/// for the rest, and never starves refreshes or JWKS. A fixed pool also
+/// bounds memory: one argon2 working area (19 MiB) per thread, given back
+/// after a quiet spell.
 #[derive(Clone)]
 pub struct PasswordHasher {
     jobs: mpsc::Sender<Job>,
@@ -45,9 +46,11 @@ impl PasswordHasher {
                 .spawn(move || {
                     lower_priority();
                     loop {
-                        let next = queue.lock().map(|q| q.recv());
+                        let next = queue.lock().map(|q| q.recv_timeout(IDLE_RELEASE));
                         match next {
                             Ok(Ok(job)) => job(),
+                            // Quiet for a while: give argon2's memory back.
+                            Ok(Err(mpsc::RecvTimeoutError::Timeout)) => release_blocks(),
                             _ => break, // every sender is gone: shut down
                         }
                     }
@@ -95,21 +98,37 @@ impl PasswordHasher {
     }
 }
 
-/// Nice 10 for the calling thread (on Linux the nice value is per thread).
+/// Puts the calling thread in `SCHED_IDLE`: it runs only on CPU time nothing
+/// else wants (falling back to nice 19 where that policy is refused).
 fn lower_priority() {
     #[cfg(target_os = "linux")]
-    // SAFETY: setpriority on our own thread id has no memory-safety preconditions.
+    // SAFETY: these calls only change the scheduling of our own thread.
     unsafe {
-        let tid = libc::gettid();
-        if libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 10) != 0 {
-            tracing::debug!("could not lower the hashing thread's priority");
+        let param = libc::sched_param { sched_priority: 0 };
+        if libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) != 0 {
+            let tid = libc::gettid();
+            if libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 19) != 0 {
+                tracing::debug!("could not lower the hashing thread's priority");
+            }
         }
     }
 }
 
 fn dummy_hash() -> &'static str {
     static DUMMY: OnceLock<String> = OnceLock::new();
-    DUMMY.get_or_init(|| hash_phc(b"latchkey-dummy-password").expect("hashing a constant works"))
+    DUMMY.get_or_init(|| {
+        // The allocating path: this runs once, on whichever thread gets here first.
+        let salt = SaltString::generate(&mut OsRng);
+        let phc = argon2().hash_password(b"latchkey-dummy-password", &salt).expect("hashing a constant works");
+        phc.to_string()
+    })
+}
+
+/// How long a hashing thread keeps argon2's memory with nothing to do.
+const IDLE_RELEASE: std::time::Duration = std::time::Duration::from_secs(10);
+
+fn release_blocks() {
+    BLOCKS.with(|blocks| *blocks.borrow_mut() = Vec::new());
 }
 
 thread_local! {
@@ -172,7 +191,7 @@ fn verify_phc(password: &[u8], phc: &str) -> anyhow::Result<bool> {
 
 #[cfg(test)]
 mod tests {
-    use argon2::{PasswordHasher as _, PasswordVerifier as _};
+    use argon2::PasswordVerifier as _;
 
     use super::*;
 
