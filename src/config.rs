@@ -107,7 +107,7 @@ impl Default for Config {
             session_max_age_secs: 30 * 24 * 3600,
             refresh_grace_secs: 10,
             clock_leeway_secs: 60,
-            db_max_connections: 16,
+            db_max_connections: 8,
             cleanup_interval_secs: 600,
             max_body_bytes: 16 * 1024,
             hash_concurrency: None,
