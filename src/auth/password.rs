@@ -1,5 +1,5 @@
-//! argon2id hashing off the async executor, through a bounded pool so a flood
-//! of logins queues instead of starving refreshes and JWKS of CPU.
+//! argon2id hashing off the async executor, on a fixed pool of idle-priority
+//! threads, so a flood of logins queues instead of starving refreshes and JWKS.
 
 use std::{
     cell::RefCell,
