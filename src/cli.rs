@@ -155,6 +155,6 @@ fn tune_allocator() {
     // SAFETY: mallopt only changes allocator tunables; called before any thread starts.
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024);
-        libc::mallopt(libc::M_ARENA_MAX, 4);
+        libc::mallopt(libc::M_ARENA_MAX, 2);
     }
 }
