@@ -1,7 +1,7 @@
 //! Configuration: built-in defaults, then `.env`, then `LATCHKEY_*` variables.
 //! A bad value stops start-up with one line naming the variable.
 
-use std::{fmt, net::SocketAddr, path::PathBuf, str::FromStr, time::Duration};
+use std::{fmt, net::SocketAddr, path::PathBuf, str::FromStr};
 
 use figment::{
     Figment,
@@ -189,10 +189,6 @@ impl Config {
 
     pub fn is_sqlite(&self) -> bool {
         self.database_url.starts_with("sqlite:")
-    }
-
-    pub fn access_ttl(&self) -> Duration {
-        Duration::from_secs(self.access_token_ttl_secs)
     }
 
     /// The database URL with any password replaced, for logs.

@@ -41,10 +41,6 @@ pub async fn find_by_email_key(db: &impl ConnectionTrait, key: &str) -> Result<O
     user::Entity::find().filter(user::Column::EmailKey.eq(key)).one(db).await
 }
 
-pub async fn find(db: &impl ConnectionTrait, id: Uuid) -> Result<Option<user::Model>, DbErr> {
-    user::Entity::find_by_id(id).one(db).await
-}
-
 /// The user, provided `session_id` is one of their live sessions; one query.
 pub async fn find_with_live_session(
     db: &impl ConnectionTrait,
