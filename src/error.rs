@@ -103,15 +103,20 @@ impl ApiError {
         Self::Unprocessable(Json(Problem::new(StatusCode::UNPROCESSABLE_ENTITY, code, detail).with_errors(errors)))
     }
 
+    /// A dependency (the database) cannot be reached; the client may retry.
+    pub fn unavailable() -> Self {
+        Self::Unavailable(Json(Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "service_unavailable",
+            "The service is temporarily unavailable; try again shortly.",
+        )))
+    }
+
     /// Logs the whole cause chain once and returns a body that says nothing about it.
     pub fn internal(err: anyhow::Error) -> Self {
         if is_connection_error(&err) {
             tracing::error!(error = format!("{err:#}"), "database unavailable");
-            return Self::Unavailable(Json(Problem::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "service_unavailable",
-                "The service is temporarily unavailable; try again shortly.",
-            )));
+            return Self::unavailable();
         }
         tracing::error!(error = format!("{err:#}"), "internal error");
         Self::Internal(Json(Problem::new(
@@ -143,17 +148,6 @@ fn sqlx_unavailable(err: &sea_orm::sqlx::Error) -> bool {
     }
 }
 
-/// Builds a problem response outside `ApiError` (middleware, catch-all).
-pub fn problem_response(problem: Problem) -> Response {
-    let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let body = serde_json::to_vec(&problem).unwrap_or_default();
-    let mut resp = Response::builder().status(status).content_type(PROBLEM_JSON).body(body);
-    if status == StatusCode::UNAUTHORIZED {
-        resp.headers_mut().insert("www-authenticate", poem::http::HeaderValue::from_static("Bearer"));
-    }
-    resp
-}
-
 /// The catch-all: any error that is not already a problem response becomes one.
 pub async fn render_poem_error(err: poem::Error) -> Response {
     if err.is_from_response() {
@@ -173,7 +167,8 @@ pub async fn render_poem_error(err: poem::Error) -> Response {
             ("internal_error", "An unexpected error occurred.".into())
         }
     };
-    let mut resp = problem_response(Problem::new(status, code, detail));
+    let body = serde_json::to_vec(&Problem::new(status, code, detail)).unwrap_or_default();
+    let mut resp = Response::builder().status(status).content_type(PROBLEM_JSON).body(body);
     if status == StatusCode::UNAUTHORIZED {
         resp.headers_mut()
             .insert("www-authenticate", poem::http::HeaderValue::from_static(r#"Bearer error="invalid_token""#));

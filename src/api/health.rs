@@ -38,12 +38,6 @@ impl HealthApi {
     /// 200 when the database answers, 503 `service_unavailable` when it does not.
     #[oai(path = "/readyz", method = "get", operation_id = "getReadiness")]
     async fn readyz(&self, state: poem::web::Data<&AppState>) -> Result<HealthResponse, ApiError> {
-        if store::ping(&state.db).await {
-            Ok(ok())
-        } else {
-            Err(ApiError::internal(anyhow::Error::new(sea_orm::DbErr::Conn(sea_orm::RuntimeErr::Internal(
-                "database ping failed".into(),
-            )))))
-        }
+        if store::ping(&state.db).await { Ok(ok()) } else { Err(ApiError::unavailable()) }
     }
 }
