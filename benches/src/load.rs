@@ -142,9 +142,8 @@ pub fn request(method: &str, path: &str, body: Option<String>, headers: &[(&str,
 }
 
 /// One request on a fresh connection, for seeding.
-pub async fn once(addr: SocketAddr, req: Request<Full<Bytes>>) -> anyhow::Result<(StatusCode, Bytes)> {
+pub async fn once(addr: SocketAddr, req: Request<Full<Bytes>>) -> anyhow::Result<hyper::Response<Bytes>> {
     let mut sender = connect(addr).await.map_err(anyhow::Error::msg)?;
-    let resp = sender.send_request(req).await?;
-    let status = resp.status();
-    Ok((status, resp.into_body().collect().await?.to_bytes()))
+    let (parts, body) = sender.send_request(req).await?.into_parts();
+    Ok(hyper::Response::from_parts(parts, body.collect().await?.to_bytes()))
 }

@@ -114,11 +114,12 @@ async fn bench(args: Args) -> anyhow::Result<()> {
     tokio::time::sleep(Duration::from_secs(1)).await;
     let idle_rss = procs::rss_mib(pid);
 
-    let (status, jwks) = once(addr, request("GET", "/.well-known/jwks.json", None, &[])).await?;
-    if status != StatusCode::OK {
-        bail!("JWKS answered {status}");
+    let jwks = once(addr, request("GET", "/.well-known/jwks.json", None, &[])).await?;
+    if jwks.status() != StatusCode::OK {
+        bail!("JWKS answered {}", jwks.status());
     }
-    std::fs::write(tmp.path().join("jwks.json"), &jwks)?;
+    std::fs::write(tmp.path().join("jwks.json"), jwks.body())?;
+    let etag = jwks.headers().get("etag").context("JWKS without an ETag")?.to_str()?.to_string();
 
     let n = args.clients;
     eprintln!("seeding {} accounts…", 2 * n);
@@ -132,7 +133,6 @@ async fn bench(args: Args) -> anyhow::Result<()> {
         // Discovery, against a bare poem server on the same bytes.
         let jwks_path = tmp.path().join("jwks.json").display().to_string();
         let reference = procs::start(&exe, &["__reference", &jwks_path], &[], tmp.path()).await?;
-        let etag = String::from_utf8_lossy(&jwks_etag(addr).await?).into_owned();
         let getter = |headers: Vec<(&'static str, String)>, expect| -> Box<dyn Client> {
             Box::new(Getter { path: "/.well-known/jwks.json", headers, expect })
         };
@@ -214,20 +214,20 @@ async fn measure(addr: SocketAddr, pid: u32, clients: Vec<Box<dyn Client>>, dura
 
 async fn signup(addr: SocketAddr, email: &str) -> anyhow::Result<()> {
     let body = format!(r#"{{"email":"{email}","password":"{PASSWORD}"}}"#);
-    let (status, body) = once(addr, request("POST", "/v1/auth/signup", Some(body), &[])).await?;
-    if status != StatusCode::ACCEPTED {
-        bail!("signup answered {status}: {}", String::from_utf8_lossy(&body));
+    let resp = once(addr, request("POST", "/v1/auth/signup", Some(body), &[])).await?;
+    if resp.status() != StatusCode::ACCEPTED {
+        bail!("signup answered {}: {}", resp.status(), String::from_utf8_lossy(resp.body()));
     }
     Ok(())
 }
 
 async fn login(addr: SocketAddr, email: &str) -> anyhow::Result<serde_json::Value> {
     let body = format!(r#"{{"email":"{email}","password":"{PASSWORD}"}}"#);
-    let (status, body) = once(addr, request("POST", "/v1/auth/login", Some(body), &[])).await?;
-    if status != StatusCode::OK {
-        bail!("login answered {status}: {}", String::from_utf8_lossy(&body));
+    let resp = once(addr, request("POST", "/v1/auth/login", Some(body), &[])).await?;
+    if resp.status() != StatusCode::OK {
+        bail!("login answered {}: {}", resp.status(), String::from_utf8_lossy(resp.body()));
     }
-    Ok(serde_json::from_slice(&body)?)
+    Ok(serde_json::from_slice(resp.body())?)
 }
 
 async fn refreshers(addr: SocketAddr, users: &[String]) -> anyhow::Result<Vec<Box<dyn Client>>> {
@@ -238,14 +238,6 @@ async fn refreshers(addr: SocketAddr, users: &[String]) -> anyhow::Result<Vec<Bo
         clients.push(Box::new(Refresher { token }));
     }
     Ok(clients)
-}
-
-async fn jwks_etag(addr: SocketAddr) -> anyhow::Result<Vec<u8>> {
-    let stream = tokio::net::TcpStream::connect(addr).await?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
-    tokio::spawn(conn);
-    let resp = sender.send_request(request("GET", "/.well-known/jwks.json", None, &[])).await?;
-    Ok(resp.headers().get("etag").context("no ETag")?.as_bytes().to_vec())
 }
 
 /// Refreshers and JWKS readers together, with login clients hammering at the same time.
