@@ -62,29 +62,53 @@ pub fn app(state: AppState) -> impl Endpoint + 'static {
         .into_endpoint()
 }
 
+/// How much of a refused body is read and thrown away before answering 413,
+/// so that a client still sending gets to read the answer instead of a reset.
+const DRAIN_LIMIT: u64 = 1 << 20;
+
 /// Refuses bodies over the cap, whether or not they announce a length.
 async fn limit_body<E: Endpoint>(
     ep: std::sync::Arc<E>,
     mut req: poem::Request,
     max: usize,
 ) -> poem::Result<poem::Response> {
-    use poem::{IntoResponse, http::StatusCode};
-    let too_large = || poem::Error::from_status(StatusCode::PAYLOAD_TOO_LARGE);
+    use poem::IntoResponse;
+    use tokio::io::AsyncReadExt;
     let declared = req
         .headers()
         .get(poem::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
+        .and_then(|v| v.parse::<u64>().ok());
     let chunked = req.headers().contains_key(poem::http::header::TRANSFER_ENCODING);
     match declared {
-        Some(len) if len > max => return Err(too_large()),
+        Some(len) if len > max as u64 => return Err(refuse(req.take_body(), len <= DRAIN_LIMIT).await),
         Some(_) => {}
         // HTTP/1.1: no Content-Length and no Transfer-Encoding means no body.
         None if !chunked => {}
         None => {
-            let body = req.take_body().into_bytes_limit(max).await.map_err(|_| too_large())?;
-            req.set_body(body);
+            let mut body = req.take_body().into_async_read();
+            let mut bytes = Vec::new();
+            (&mut body)
+                .take(max as u64 + 1)
+                .read_to_end(&mut bytes)
+                .await
+                .map_err(|_| poem::Error::from_status(poem::http::StatusCode::BAD_REQUEST))?;
+            if bytes.len() > max {
+                return Err(refuse(poem::Body::from_async_read(body), true).await);
+            }
+            req.set_body(bytes);
         }
     }
     ep.call(req).await.map(IntoResponse::into_response)
+}
+
+/// The 413 error, after reading (at most `DRAIN_LIMIT` of) the rest of the body when `drain`.
+async fn refuse(body: poem::Body, drain: bool) -> poem::Error {
+    if drain {
+        let mut rest = tokio::io::AsyncReadExt::take(body.into_async_read(), DRAIN_LIMIT);
+        let _ =
+            tokio::time::timeout(std::time::Duration::from_secs(2), tokio::io::copy(&mut rest, &mut tokio::io::sink()))
+                .await;
+    }
+    poem::Error::from_status(poem::http::StatusCode::PAYLOAD_TOO_LARGE)
 }
