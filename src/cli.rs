@@ -27,8 +27,21 @@ pub enum Command {
         #[command(subcommand)]
         action: KeysAction,
     },
+    /// Inspect the mail outbox.
+    Mail {
+        #[command(subcommand)]
+        action: MailAction,
+    },
     /// Print the OpenAPI document.
     Openapi,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MailAction {
+    /// Count queued and failed mail, and list the failures with their last error.
+    Status,
+    /// Queue every failed mail again, with a fresh set of attempts.
+    Retry,
 }
 
 #[derive(Debug, Subcommand)]
@@ -56,7 +69,33 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Keys { action } => keys(action, &config),
+        Command::Mail { action } => mail(action, &config).await,
     }
+}
+
+async fn mail(action: MailAction, config: &Config) -> anyhow::Result<()> {
+    let db = store::connect(config).await?;
+    match action {
+        MailAction::Status => {
+            let counts = store::outbox::counts(&db).await?;
+            println!("queued: {}\nfailed: {}", counts.pending, counts.failed);
+            for row in store::outbox::failed(&db).await? {
+                println!(
+                    "{} {} queued {} after {} attempt(s): {}",
+                    row.id,
+                    row.kind,
+                    row.created_at.to_rfc3339(),
+                    row.attempts,
+                    row.last_error.unwrap_or_default()
+                );
+            }
+        }
+        MailAction::Retry => {
+            let n = store::outbox::requeue_failed(&db, chrono::Utc::now()).await?;
+            println!("queued {n} failed mail(s) again; a running server sends them within LATCHKEY_MAIL_POLL_MS");
+        }
+    }
+    Ok(())
 }
 
 fn keys(action: KeysAction, config: &Config) -> anyhow::Result<()> {

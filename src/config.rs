@@ -87,6 +87,23 @@ pub struct Config {
     pub hash_concurrency: Option<usize>,
     /// A `tracing` filter, for example `info,latchkey=debug`.
     pub log: String,
+    /// Where mail goes: `smtp://host:port` (plain), `smtp://…?tls=required`
+    /// (STARTTLS) or `smtps://user:pass@host` (lettre's `from_url` forms).
+    /// Unset: each mail is written as an `.eml` file under `mail_dir`.
+    pub smtp_url: Option<String>,
+    /// The `From:` of every mail, `Name <address>` or a bare address.
+    pub mail_from: String,
+    pub mail_dir: PathBuf,
+    pub verify_email_ttl_secs: u64,
+    pub password_reset_ttl_secs: u64,
+    /// The wait before the first retry of a failed send; it doubles with each
+    /// attempt, up to an hour.
+    pub mail_retry_ms: u64,
+    /// Attempts before a mail is marked failed and left for an operator.
+    pub mail_max_attempts: u32,
+    /// How often the mail worker looks for due mail queued elsewhere (another
+    /// instance, or a retry coming due).
+    pub mail_poll_ms: u64,
 }
 
 impl Default for Config {
@@ -112,6 +129,14 @@ impl Default for Config {
             max_body_bytes: 16 * 1024,
             hash_concurrency: None,
             log: "info,sqlx=warn,sea_orm=warn".into(),
+            smtp_url: None,
+            mail_from: "latchkey <no-reply@localhost>".into(),
+            mail_dir: PathBuf::from("data/mail"),
+            verify_email_ttl_secs: 24 * 3600,
+            password_reset_ttl_secs: 3600,
+            mail_retry_ms: 30_000,
+            mail_max_attempts: 10,
+            mail_poll_ms: 1000,
         }
     }
 }
@@ -161,6 +186,11 @@ impl Config {
             ("LATCHKEY_DB_MAX_CONNECTIONS", u64::from(self.db_max_connections)),
             ("LATCHKEY_MAX_BODY_BYTES", self.max_body_bytes as u64),
             ("LATCHKEY_CLEANUP_INTERVAL_SECS", self.cleanup_interval_secs),
+            ("LATCHKEY_VERIFY_EMAIL_TTL_SECS", self.verify_email_ttl_secs),
+            ("LATCHKEY_PASSWORD_RESET_TTL_SECS", self.password_reset_ttl_secs),
+            ("LATCHKEY_MAIL_RETRY_MS", self.mail_retry_ms),
+            ("LATCHKEY_MAIL_MAX_ATTEMPTS", u64::from(self.mail_max_attempts)),
+            ("LATCHKEY_MAIL_POLL_MS", self.mail_poll_ms),
         ];
         for (var, value) in positive {
             if value == 0 {
@@ -172,6 +202,12 @@ impl Config {
         }
         if self.hash_concurrency == Some(0) {
             return Err(invalid("LATCHKEY_HASH_CONCURRENCY", "must be greater than 0"));
+        }
+        if let Some(url) = &self.smtp_url {
+            crate::mail::smtp::check_url(url).map_err(|e| invalid("LATCHKEY_SMTP_URL", e))?;
+        }
+        if self.mail_from.parse::<lettre::message::Mailbox>().is_err() {
+            return Err(invalid("LATCHKEY_MAIL_FROM", format!("{:?} is not a mail address", self.mail_from)));
         }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log) {
             return Err(invalid("LATCHKEY_LOG", e.to_string()));
@@ -194,6 +230,11 @@ impl Config {
     /// The database URL with any password replaced, for logs.
     pub fn redacted_database_url(&self) -> String {
         redact_password(&self.database_url)
+    }
+
+    /// The SMTP URL with any password replaced, for logs.
+    pub fn redacted_smtp_url(&self) -> Option<String> {
+        self.smtp_url.as_deref().map(redact_password)
     }
 }
 

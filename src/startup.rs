@@ -12,6 +12,7 @@ use poem::{
 use crate::{
     AppState, Config, api,
     auth::PasswordHasher,
+    mail,
     state::State,
     store,
     token::{
@@ -63,6 +64,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         refresh_secret: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &secret),
         hasher: PasswordHasher::new(hash_concurrency),
         verified: VerifiedTokens::new(4096),
+        mail_queue: Arc::new(tokio::sync::Notify::new()),
     }))
 }
 
@@ -76,6 +78,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         ),
         None => tracing::info!("database: {}", config.redacted_database_url()),
     }
+    let (mailer, mail_line) = mail::from_config(&config)?;
+    tracing::info!("{mail_line}");
     if !config.require_email_verification {
         tracing::warn!("email verification is OFF (LATCHKEY_REQUIRE_EMAIL_VERIFICATION=false)");
     }
@@ -85,6 +89,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let state = build_state(config).await?;
     keyring::spawn_reloader(state.keys.clone(), keys_dir, reload_every);
     store::cleanup::spawn(state.db.clone(), Duration::from_secs(state.config.cleanup_interval_secs));
+    mail::worker::spawn(state.clone(), mailer);
 
     let acceptor = TcpListener::bind(bind).into_acceptor().await.with_context(|| format!("binding {bind}"))?;
     let addr = acceptor.local_addr().first().and_then(|a| a.as_socket_addr().copied()).unwrap_or(bind);

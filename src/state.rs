@@ -2,6 +2,7 @@ use std::{ops::Deref, sync::Arc};
 
 use ring::hmac;
 use sea_orm::DatabaseConnection;
+use tokio::sync::Notify;
 
 use crate::{
     auth::PasswordHasher,
@@ -24,6 +25,8 @@ pub struct State {
     pub hasher: PasswordHasher,
     /// Access tokens whose signature this process has already checked.
     pub verified: VerifiedTokens,
+    /// Woken after a request queues mail, so the worker sends it at once.
+    pub mail_queue: Arc<Notify>,
 }
 
 impl AppState {

@@ -1,6 +1,8 @@
 //! sea-orm entities of latchkey. They stay behind `latchkey::store`: the HTTP
 //! layer never sees them.
 
+pub mod email_token;
+pub mod mail_outbox;
 pub mod refresh_token;
 pub mod security_event;
 pub mod session;

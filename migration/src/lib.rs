@@ -7,6 +7,8 @@ mod m20261126_000001_create_users;
 mod m20261126_000002_create_sessions;
 mod m20261126_000003_create_refresh_tokens;
 mod m20261126_000004_create_security_events;
+mod m20261126_000005_create_email_tokens;
+mod m20261126_000006_create_mail_outbox;
 
 pub struct Migrator;
 
@@ -18,6 +20,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000002_create_sessions::Migration),
             Box::new(m20261126_000003_create_refresh_tokens::Migration),
             Box::new(m20261126_000004_create_security_events::Migration),
+            Box::new(m20261126_000005_create_email_tokens::Migration),
+            Box::new(m20261126_000006_create_mail_outbox::Migration),
         ]
     }
 }

@@ -3,26 +3,74 @@ use poem_openapi::{ApiResponse, OpenApi, payload::Json};
 
 use super::{
     ApiTags, BearerAuth,
-    types::{LoginRequest, RefreshRequest, RevokeRequest, SignupAccepted, SignupRequest, TokenResponse, client_info},
+    types::{
+        Acknowledgement, ChangePasswordRequest, EmailRequest, LoginRequest, RefreshRequest, ResetPasswordRequest,
+        RevokeRequest, SignupRequest, TokenResponse, VerifyEmailRequest, client_info,
+    },
 };
 use crate::{
     AppState,
     auth::{
+        flow::FlowError,
         login::{self, LoginError},
+        recovery,
         signup::{self, SignupError, SignupInput},
+        verification,
     },
     error::ApiError,
     secret::Password,
     session::{self, RefreshError},
+    store::email_tokens::Unusable,
 };
 
 pub struct AuthApi;
 
 #[derive(ApiResponse)]
-pub enum SignupResponse {
-    /// Accepted. The same body for every address, new or already registered.
+pub enum AcceptedResponse {
+    /// Accepted. The same status, body and headers for every address, with an account or not.
     #[oai(status = 202)]
-    Accepted(Json<SignupAccepted>),
+    Accepted(Json<Acknowledgement>),
+}
+
+impl AcceptedResponse {
+    fn new(message: &str) -> Self {
+        Self::Accepted(Json(Acknowledgement::new(message)))
+    }
+}
+
+#[derive(ApiResponse)]
+pub enum DoneResponse {
+    /// Done.
+    #[oai(status = 200)]
+    Ok(Json<Acknowledgement>),
+}
+
+impl DoneResponse {
+    fn new(message: &str) -> Self {
+        Self::Ok(Json(Acknowledgement::new(message)))
+    }
+}
+
+/// The problem each failure of a mailed-link or password flow is answered with.
+fn flow_error(e: FlowError) -> ApiError {
+    match e {
+        FlowError::Token(Unusable::Unknown) => {
+            ApiError::bad_request("token_invalid", "This link is not valid. Ask for a new one.")
+        }
+        FlowError::Token(Unusable::Expired) => {
+            ApiError::bad_request("token_expired", "This link has expired. Ask for a new one.")
+        }
+        FlowError::Token(Unusable::Used) => ApiError::bad_request("token_used", "This link was already used."),
+        FlowError::Token(Unusable::Superseded) => {
+            ApiError::bad_request("token_superseded", "A newer link was sent since this one; use the latest.")
+        }
+        FlowError::Invalid { code, errors } => ApiError::unprocessable(code, "The request has invalid fields.", errors),
+        FlowError::WrongPassword => {
+            ApiError::forbidden("invalid_current_password", "The current password is incorrect.")
+        }
+        FlowError::SessionEnded => ApiError::unauthorized("invalid_token", "The session of this token has ended."),
+        FlowError::Internal(e) => ApiError::internal(e),
+    }
 }
 
 #[derive(ApiResponse)]
@@ -59,11 +107,14 @@ impl AuthApi {
     /// Create an account
     ///
     /// Answers 202 with the same body whether or not the address already has an
-    /// account. While `LATCHKEY_REQUIRE_EMAIL_VERIFICATION=false`, the new
-    /// account can log in at once. Errors: 422 `invalid_email`,
+    /// account. A new account gets a verification link by mail (valid 24 h by
+    /// default); the owner of an existing one gets a "someone tried to sign up
+    /// with your address" notice instead. While
+    /// `LATCHKEY_REQUIRE_EMAIL_VERIFICATION=false`, a new account can log in
+    /// at once and gets no mail. Errors: 422 `invalid_email`,
     /// `invalid_password` (each broken rule listed in `errors`), `invalid_name`.
     #[oai(path = "/signup", method = "post", operation_id = "signup")]
-    async fn signup(&self, state: Data<'_>, body: Json<SignupRequest>) -> Result<SignupResponse, ApiError> {
+    async fn signup(&self, state: Data<'_>, body: Json<SignupRequest>) -> Result<AcceptedResponse, ApiError> {
         let Json(body) = body;
         let input = SignupInput { email: body.email, password: Password::new(body.password), name: body.name };
         match signup::signup(&state, input).await {
@@ -73,13 +124,86 @@ impl AuthApi {
                 } else {
                     "Sign-up received; you can log in once your account is ready."
                 };
-                Ok(SignupResponse::Accepted(Json(SignupAccepted { message: message.into() })))
+                Ok(AcceptedResponse::new(message))
             }
             Err(SignupError::Invalid { code, errors }) => {
                 Err(ApiError::unprocessable(code, "The request has invalid fields.", errors))
             }
             Err(SignupError::Internal(e)) => Err(ApiError::internal(e)),
         }
+    }
+
+    /// Verify an email address
+    ///
+    /// Uses the token of a mailed verification link; the link works once.
+    /// Errors: 400 `token_invalid`, `token_expired`, `token_used`,
+    /// `token_superseded` (a newer link was sent).
+    #[oai(path = "/verify-email", method = "post", operation_id = "verifyEmail")]
+    async fn verify_email(&self, state: Data<'_>, body: Json<VerifyEmailRequest>) -> Result<DoneResponse, ApiError> {
+        verification::verify_email(&state, &body.0.token).await.map_err(flow_error)?;
+        Ok(DoneResponse::new("Your email address is verified. You can log in now."))
+    }
+
+    /// Send a new verification link
+    ///
+    /// Answers 202 whatever the address: a link is mailed only if it belongs
+    /// to an account not yet verified. A new link supersedes the older ones.
+    /// Errors: 422 `invalid_email` (not an address at all).
+    #[oai(path = "/verify-email/resend", method = "post", operation_id = "resendVerificationEmail")]
+    async fn resend_verification(
+        &self,
+        state: Data<'_>,
+        body: Json<EmailRequest>,
+    ) -> Result<AcceptedResponse, ApiError> {
+        verification::resend(&state, &body.0.email).await.map_err(flow_error)?;
+        Ok(AcceptedResponse::new("If this address has an account waiting for verification, a new link is on its way."))
+    }
+
+    /// Ask for a password-reset link
+    ///
+    /// Answers 202 whatever the address: a link (valid 1 h by default) is
+    /// mailed only if it belongs to an account. Errors: 422 `invalid_email`.
+    #[oai(path = "/password/forgot", method = "post", operation_id = "forgotPassword")]
+    async fn forgot_password(&self, state: Data<'_>, body: Json<EmailRequest>) -> Result<AcceptedResponse, ApiError> {
+        recovery::forgot(&state, &body.0.email).await.map_err(flow_error)?;
+        Ok(AcceptedResponse::new("If this address has an account, a link to reset its password is on its way."))
+    }
+
+    /// Reset the password with a mailed link
+    ///
+    /// Sets the new password, ends every session of the account and mails
+    /// the owner a notice. It does not log in. Errors: 400 `token_invalid`,
+    /// `token_expired`, `token_used`, `token_superseded`; 422 `invalid_password`.
+    #[oai(path = "/password/reset", method = "post", operation_id = "resetPassword")]
+    async fn reset_password(
+        &self,
+        state: Data<'_>,
+        req: &Request,
+        body: Json<ResetPasswordRequest>,
+    ) -> Result<DoneResponse, ApiError> {
+        let Json(body) = body;
+        let password = Password::new(body.new_password);
+        recovery::reset(&state, &body.token, &password, client_info(req)).await.map_err(flow_error)?;
+        Ok(DoneResponse::new("Your password was reset and every session signed out. Log in with the new password."))
+    }
+
+    /// Change the password
+    ///
+    /// For the signed-in user, who must give the current password. Every other
+    /// session ends; this one stays. The owner is told by mail. Errors: 401
+    /// `invalid_token`; 403 `invalid_current_password`; 422 `invalid_password`.
+    #[oai(path = "/password/change", method = "post", operation_id = "changePassword")]
+    async fn change_password(
+        &self,
+        state: Data<'_>,
+        req: &Request,
+        auth: BearerAuth,
+        body: Json<ChangePasswordRequest>,
+    ) -> Result<DoneResponse, ApiError> {
+        let Json(body) = body;
+        let (current, new) = (Password::new(body.current_password), Password::new(body.new_password));
+        recovery::change(&state, &auth.0, &current, &new, client_info(req)).await.map_err(flow_error)?;
+        Ok(DoneResponse::new("Your password was changed and your other sessions signed out."))
     }
 
     /// Log in with email and password

@@ -21,11 +21,50 @@ pub struct SignupRequest {
     pub name: Option<String>,
 }
 
-/// The answer to every valid signup.
+/// A request was accepted or done; `message` says what happens next.
 #[derive(Debug, Object)]
-pub struct SignupAccepted {
-    /// What happens next. The same for every address, so it reveals nothing about existing accounts.
+pub struct Acknowledgement {
+    /// For people. Where an answer must not reveal whether an address has an
+    /// account, it is the same for every address.
     pub message: String,
+}
+
+impl Acknowledgement {
+    pub fn new(message: &str) -> Self {
+        Self { message: message.into() }
+    }
+}
+
+/// A token from a mailed verification link.
+#[derive(Debug, Object)]
+pub struct VerifyEmailRequest {
+    /// The `token` query parameter of the link (`lk_ev_…`).
+    pub token: String,
+}
+
+/// An email address to send a link to.
+#[derive(Debug, Object)]
+pub struct EmailRequest {
+    /// The account's address (any case).
+    pub email: String,
+}
+
+/// A new password, authorised by a mailed reset link.
+#[derive(Debug, Object)]
+pub struct ResetPasswordRequest {
+    /// The `token` query parameter of the reset link (`lk_pr_…`).
+    pub token: String,
+    /// 8–128 characters with an upper-case letter, a lower-case letter and a digit.
+    pub new_password: String,
+}
+
+/// A new password for the signed-in user.
+#[derive(Debug, Object)]
+pub struct ChangePasswordRequest {
+    /// The password in use now.
+    pub current_password: String,
+    /// 8–128 characters with an upper-case letter, a lower-case letter and a digit.
+    pub new_password: String,
 }
 
 /// Email and password credentials.

@@ -1,9 +1,13 @@
-//! Accounts: input rules, password hashing, and the signup and login use cases.
+//! Accounts: input rules, password hashing, and the use cases of signing
+//! up, verifying the address, logging in and managing the password.
 
 pub mod account;
+pub mod flow;
 pub mod login;
 pub mod password;
+pub mod recovery;
 pub mod signup;
 pub mod validate;
+pub mod verification;
 
 pub use password::PasswordHasher;

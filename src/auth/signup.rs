@@ -1,11 +1,15 @@
 use chrono::Utc;
+use sea_orm::TransactionTrait;
 
 use super::validate;
 use crate::{
     AppState,
     error::FieldError,
     secret::Password,
-    store::users::{self, Inserted, NewUser},
+    store::{
+        outbox::{self, MailKind},
+        users::{self, Inserted, NewUser},
+    },
 };
 
 pub struct SignupInput {
@@ -23,8 +27,17 @@ pub enum SignupError {
     Internal(#[from] anyhow::Error),
 }
 
-/// Creates the account. The outcome is the same whether or not the address
-/// already had one, and the same work (one argon2 hash) is done either way.
+impl From<sea_orm::DbErr> for SignupError {
+    fn from(e: sea_orm::DbErr) -> Self {
+        Self::Internal(e.into())
+    }
+}
+
+/// Creates the account and queues its mail, in one transaction: a
+/// verification link for a new address, a "someone tried to sign up" notice
+/// to the owner of a taken one. The caller sees the same outcome either way,
+/// and the same work (one argon2 hash, one insert attempt, one queued mail)
+/// is done either way.
 #[tracing::instrument(skip_all)]
 pub async fn signup(state: &AppState, input: SignupInput) -> Result<(), SignupError> {
     let email =
@@ -36,11 +49,25 @@ pub async fn signup(state: &AppState, input: SignupInput) -> Result<(), SignupEr
 
     let password_hash = state.hasher.hash(&input.password).await?;
     let now = Utc::now();
-    let verified_at = (!state.config.require_email_verification).then_some(now);
+    let require_verification = state.config.require_email_verification;
+    let verified_at = (!require_verification).then_some(now);
+    let email_key = email.key.clone();
     let new = NewUser { email: email.email, email_key: email.key, password_hash, name, verified_at };
-    match users::insert(&state.db, new, now).await.map_err(anyhow::Error::from)? {
-        Inserted::Created(user) => tracing::info!(user_id = %user.id, "account created"),
-        Inserted::EmailTaken => tracing::info!("signup for an address that already has an account"),
+    let txn = state.db.begin().await?;
+    let mail = match users::insert(&txn, new, now).await? {
+        Inserted::Created(id) => {
+            tracing::info!(user_id = %id, "account created");
+            require_verification.then_some(MailKind::VerifyEmail)
+        }
+        Inserted::EmailTaken => {
+            tracing::info!("signup for an address that already has an account");
+            Some(MailKind::SignupExisting)
+        }
+    };
+    if let Some(kind) = mail {
+        outbox::enqueue(&txn, kind, &email_key, now).await?;
     }
+    txn.commit().await?;
+    state.mail_queue.notify_one();
     Ok(())
 }

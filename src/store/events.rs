@@ -31,4 +31,7 @@ pub mod kind {
     pub const LOGOUT: &str = "logout";
     pub const SESSION_REVOKED: &str = "session_revoked";
     pub const REFRESH_TOKEN_REUSED: &str = "refresh_token_reused";
+    pub const EMAIL_VERIFIED: &str = "email_verified";
+    pub const PASSWORD_RESET: &str = "password_reset";
+    pub const PASSWORD_CHANGED: &str = "password_changed";
 }

@@ -2,7 +2,9 @@
 //! connection (or transaction) and return entity models or plain outcomes.
 
 pub mod cleanup;
+pub mod email_tokens;
 pub mod events;
+pub mod outbox;
 pub mod rotation;
 pub mod sessions;
 pub mod users;

@@ -1,7 +1,9 @@
 use chrono::{DateTime, Utc};
 use entity::{session, user};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, SqlErr, sea_query::Query,
+    ActiveValue::Set,
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter,
+    sea_query::{Expr, OnConflict, Query},
 };
 use uuid::Uuid;
 
@@ -15,13 +17,16 @@ pub struct NewUser {
 }
 
 pub enum Inserted {
-    Created(user::Model),
+    Created(Uuid),
     EmailTaken,
 }
 
+/// Inserts the user unless the address is taken. Safe inside a transaction:
+/// a taken address is not an error that would abort it.
 pub async fn insert(db: &impl ConnectionTrait, new: NewUser, now: DateTime<Utc>) -> Result<Inserted, DbErr> {
+    let id = Uuid::now_v7();
     let row = user::ActiveModel {
-        id: Set(Uuid::now_v7()),
+        id: Set(id),
         email: Set(new.email),
         email_key: Set(new.email_key),
         email_verified_at: Set(new.verified_at),
@@ -30,11 +35,37 @@ pub async fn insert(db: &impl ConnectionTrait, new: NewUser, now: DateTime<Utc>)
         created_at: Set(now),
         updated_at: Set(now),
     };
-    match user::Entity::insert(row).exec_with_returning(db).await {
-        Ok(model) => Ok(Inserted::Created(model)),
-        Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => Ok(Inserted::EmailTaken),
-        Err(e) => Err(e),
-    }
+    let inserted = user::Entity::insert(row)
+        .on_conflict(OnConflict::column(user::Column::EmailKey).do_nothing().to_owned())
+        .exec_without_returning(db)
+        .await?;
+    Ok(if inserted == 1 { Inserted::Created(id) } else { Inserted::EmailTaken })
+}
+
+pub async fn find_by_id(db: &impl ConnectionTrait, id: Uuid) -> Result<Option<user::Model>, DbErr> {
+    user::Entity::find_by_id(id).one(db).await
+}
+
+/// Sets the address verified, unless it already was.
+pub async fn mark_verified(db: &impl ConnectionTrait, id: Uuid, now: DateTime<Utc>) -> Result<(), DbErr> {
+    user::Entity::update_many()
+        .col_expr(user::Column::EmailVerifiedAt, Expr::value(now))
+        .col_expr(user::Column::UpdatedAt, Expr::value(now))
+        .filter(user::Column::Id.eq(id))
+        .filter(user::Column::EmailVerifiedAt.is_null())
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+pub async fn set_password(db: &impl ConnectionTrait, id: Uuid, hash: String, now: DateTime<Utc>) -> Result<(), DbErr> {
+    user::Entity::update_many()
+        .col_expr(user::Column::PasswordHash, Expr::value(hash))
+        .col_expr(user::Column::UpdatedAt, Expr::value(now))
+        .filter(user::Column::Id.eq(id))
+        .exec(db)
+        .await?;
+    Ok(())
 }
 
 pub async fn find_by_email_key(db: &impl ConnectionTrait, key: &str) -> Result<Option<user::Model>, DbErr> {

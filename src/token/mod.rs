@@ -1,10 +1,12 @@
 //! Tokens and keys: access-token claims, signing and verification, the key
-//! ring on disk and in memory, JWKS, and refresh-token values.
+//! ring on disk and in memory, JWKS, refresh-token and mailed-link values.
 
 pub mod access;
 pub mod jwks;
 pub mod keyfile;
 pub mod keyring;
+pub mod link;
+pub mod opaque;
 pub mod provider;
 pub mod refresh;
 pub mod verified;

@@ -5,11 +5,9 @@
 
 use std::fmt;
 
-use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD as B64};
-use ring::{
-    digest, hmac,
-    rand::{SecureRandom, SystemRandom},
-};
+use ring::hmac;
+
+use super::opaque;
 
 pub const PREFIX: &str = "lk_rt_";
 
@@ -18,29 +16,22 @@ pub struct RefreshToken([u8; 32]);
 
 impl RefreshToken {
     pub fn generate() -> Self {
-        let mut bytes = [0u8; 32];
-        SystemRandom::new().fill(&mut bytes).expect("system randomness is available");
-        Self(bytes)
+        Self(opaque::random())
     }
 
     /// Parses a presented token; anything not of our shape is `None`.
     pub fn parse(value: &str) -> Option<Self> {
-        let body = value.strip_prefix(PREFIX)?;
-        if body.len() != 43 {
-            return None;
-        }
-        let bytes = B64.decode(body).ok()?;
-        Some(Self(bytes.try_into().ok()?))
+        opaque::decode(PREFIX, value).map(Self)
     }
 
     /// The value handed to the client.
     pub fn expose(&self) -> String {
-        format!("{PREFIX}{}", B64.encode(self.0))
+        opaque::encode(PREFIX, &self.0)
     }
 
     /// What the database stores.
     pub fn hash(&self) -> Vec<u8> {
-        digest::digest(&digest::SHA256, &self.0).as_ref().to_vec()
+        opaque::hash(&self.0)
     }
 
     /// The token that replaces this one.

@@ -200,17 +200,18 @@ impl TestApp {
         start(self.shared.clone(), self.env.clone()).await
     }
 
+    /// The server's working directory (where relative paths such as `data/mail` land).
+    pub fn work_dir(&self) -> PathBuf {
+        self.shared.dir.path().join("cwd")
+    }
+
     pub fn keys_dir(&self) -> PathBuf {
         self.shared.dir.path().join("keys")
     }
 
     /// Runs a `latchkey` subcommand with this server's configuration.
     pub async fn cli(&self, args: &[&str]) -> std::process::Output {
-        latchkey_command(&self.shared.dir.path().join("cwd"), &self.env)
-            .args(args)
-            .output()
-            .await
-            .expect("running latchkey")
+        latchkey_command(&self.work_dir(), &self.env).args(args).output().await.expect("running latchkey")
     }
 
     pub fn url(&self, path: &str) -> String {

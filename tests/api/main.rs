@@ -1,11 +1,13 @@
 //! Black-box tests: each starts the real `latchkey` binary on its own database.
 
 mod helpers;
+mod smtp;
 
 mod bad_input;
 mod cli;
 mod discovery;
 mod health;
+mod mail;
 mod openapi;
 mod reliability;
 mod rotation;

@@ -1,0 +1,53 @@
+//! What the mailed-link and password flows can fail with.
+
+use chrono::Utc;
+
+use super::validate;
+use crate::{
+    AppState,
+    error::FieldError,
+    store::{
+        email_tokens::Unusable,
+        outbox::{self, MailKind},
+    },
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum FlowError {
+    /// The token in the link is unknown, used, superseded or expired.
+    #[error("the token cannot be used: {0:?}")]
+    Token(Unusable),
+    /// A field broke a rule; `code` names the problem.
+    #[error("invalid input")]
+    Invalid { code: &'static str, errors: Vec<FieldError> },
+    #[error("the current password is wrong")]
+    WrongPassword,
+    /// The access token's session has ended.
+    #[error("session ended")]
+    SessionEnded,
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl From<sea_orm::DbErr> for FlowError {
+    fn from(e: sea_orm::DbErr) -> Self {
+        Self::Internal(e.into())
+    }
+}
+
+fn invalid_email(e: FieldError) -> FlowError {
+    FlowError::Invalid { code: "invalid_email", errors: vec![e] }
+}
+
+pub(crate) fn invalid_password(errors: Vec<FieldError>) -> FlowError {
+    FlowError::Invalid { code: "invalid_password", errors }
+}
+
+/// Queues a `kind` mail about whatever account `email` has, if any: the mail
+/// worker decides, so the request does the same work for every address.
+pub(crate) async fn queue_for_address(state: &AppState, kind: MailKind, email: &str) -> Result<(), FlowError> {
+    let email = validate::email(email).map_err(invalid_email)?;
+    outbox::enqueue(&state.db, kind, &email.key, Utc::now()).await?;
+    state.mail_queue.notify_one();
+    Ok(())
+}

@@ -1,0 +1,156 @@
+//! The mail outbox. Requests `enqueue` inside their own transaction; the
+//! mail worker takes due rows with a lease (`claim`), so a crash mid-send
+//! only delays the mail until the lease runs out, and two workers never send
+//! the same row at once.
+
+use chrono::{DateTime, Utc};
+use entity::mail_outbox;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, sea_query::Expr,
+};
+use uuid::Uuid;
+
+pub use mail_outbox::Model as OutboxRow;
+
+/// What a queued mail is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MailKind {
+    /// A link that verifies the address (after sign-up, or asked for again).
+    VerifyEmail,
+    /// Someone tried to sign up with an address that already has an account.
+    SignupExisting,
+    /// A password-reset link.
+    PasswordReset,
+    /// The password was changed or reset.
+    PasswordChanged,
+}
+
+impl MailKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MailKind::VerifyEmail => "verify_email",
+            MailKind::SignupExisting => "signup_existing",
+            MailKind::PasswordReset => "password_reset",
+            MailKind::PasswordChanged => "password_changed",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        [Self::VerifyEmail, Self::SignupExisting, Self::PasswordReset, Self::PasswordChanged]
+            .into_iter()
+            .find(|kind| kind.as_str() == value)
+    }
+}
+
+/// Queues a mail about the account at `email_key`, due at once.
+pub async fn enqueue(
+    db: &impl ConnectionTrait,
+    kind: MailKind,
+    email_key: &str,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    let row = mail_outbox::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        kind: Set(kind.as_str().into()),
+        email_key: Set(email_key.into()),
+        attempts: Set(0),
+        next_attempt_at: Set(now),
+        created_at: Set(now),
+        last_error: Set(None),
+        failed_at: Set(None),
+    };
+    mail_outbox::Entity::insert(row).exec_without_returning(db).await?;
+    Ok(())
+}
+
+fn pending() -> sea_orm::Select<mail_outbox::Entity> {
+    mail_outbox::Entity::find().filter(mail_outbox::Column::FailedAt.is_null())
+}
+
+/// Up to `limit` rows due by `now`, oldest first.
+pub async fn due(db: &impl ConnectionTrait, now: DateTime<Utc>, limit: u64) -> Result<Vec<OutboxRow>, DbErr> {
+    pending()
+        .filter(mail_outbox::Column::NextAttemptAt.lte(now))
+        .order_by_asc(mail_outbox::Column::NextAttemptAt)
+        .limit(limit)
+        .all(db)
+        .await
+}
+
+/// Takes `row` for one attempt, leasing it until `lease_until`. False when
+/// another worker took it first.
+pub async fn claim(db: &impl ConnectionTrait, row: &OutboxRow, lease_until: DateTime<Utc>) -> Result<bool, DbErr> {
+    let taken = mail_outbox::Entity::update_many()
+        .col_expr(mail_outbox::Column::Attempts, Expr::value(row.attempts + 1))
+        .col_expr(mail_outbox::Column::NextAttemptAt, Expr::value(lease_until))
+        .filter(mail_outbox::Column::Id.eq(row.id))
+        .filter(mail_outbox::Column::Attempts.eq(row.attempts))
+        .filter(mail_outbox::Column::FailedAt.is_null())
+        .exec(db)
+        .await?
+        .rows_affected;
+    Ok(taken == 1)
+}
+
+/// The mail was sent, or had nobody to go to: the row is done.
+pub async fn finish(db: &impl ConnectionTrait, id: Uuid) -> Result<(), DbErr> {
+    mail_outbox::Entity::delete_by_id(id).exec(db).await?;
+    Ok(())
+}
+
+/// The attempt failed; try again at `at`.
+pub async fn retry_at(db: &impl ConnectionTrait, id: Uuid, at: DateTime<Utc>, error: &str) -> Result<(), DbErr> {
+    mail_outbox::Entity::update_many()
+        .col_expr(mail_outbox::Column::NextAttemptAt, Expr::value(at))
+        .col_expr(mail_outbox::Column::LastError, Expr::value(error))
+        .filter(mail_outbox::Column::Id.eq(id))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// The mail cannot be sent: keep the row, marked, for an operator to see.
+pub async fn fail(db: &impl ConnectionTrait, id: Uuid, now: DateTime<Utc>, error: &str) -> Result<(), DbErr> {
+    mail_outbox::Entity::update_many()
+        .col_expr(mail_outbox::Column::FailedAt, Expr::value(now))
+        .col_expr(mail_outbox::Column::LastError, Expr::value(error))
+        .filter(mail_outbox::Column::Id.eq(id))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// Mail still to be sent, and mail that failed for good.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Counts {
+    pub pending: u64,
+    pub failed: u64,
+}
+
+pub async fn counts(db: &impl ConnectionTrait) -> Result<Counts, DbErr> {
+    let all = mail_outbox::Entity::find().count(db).await?;
+    let failed = failed_rows().count(db).await?;
+    Ok(Counts { pending: all - failed, failed })
+}
+
+fn failed_rows() -> sea_orm::Select<mail_outbox::Entity> {
+    mail_outbox::Entity::find().filter(mail_outbox::Column::FailedAt.is_not_null())
+}
+
+/// The rows that failed for good, oldest first.
+pub async fn failed(db: &impl ConnectionTrait) -> Result<Vec<OutboxRow>, DbErr> {
+    failed_rows().order_by_asc(mail_outbox::Column::CreatedAt).all(db).await
+}
+
+/// Puts every failed row back in the queue with a fresh set of attempts.
+pub async fn requeue_failed(db: &impl ConnectionTrait, now: DateTime<Utc>) -> Result<u64, DbErr> {
+    Ok(mail_outbox::Entity::update_many()
+        .col_expr(mail_outbox::Column::FailedAt, Expr::value(Option::<DateTime<Utc>>::None))
+        .col_expr(mail_outbox::Column::Attempts, Expr::value(0))
+        .col_expr(mail_outbox::Column::NextAttemptAt, Expr::value(now))
+        .filter(mail_outbox::Column::FailedAt.is_not_null())
+        .exec(db)
+        .await?
+        .rows_affected)
+}
