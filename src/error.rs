@@ -160,6 +160,7 @@ pub async fn render_poem_error(err: poem::Error) -> Response {
         StatusCode::NOT_FOUND => ("not_found", "No such resource.".into()),
         StatusCode::METHOD_NOT_ALLOWED => ("method_not_allowed", "Method not allowed on this resource.".into()),
         StatusCode::PAYLOAD_TOO_LARGE => ("payload_too_large", "The request body is too large.".into()),
+        StatusCode::REQUEST_TIMEOUT => ("request_timeout", "The request body did not arrive in time.".into()),
         StatusCode::UNSUPPORTED_MEDIA_TYPE => ("unsupported_media_type", err.to_string()),
         s if s.is_client_error() => ("bad_request", err.to_string()),
         _ => {

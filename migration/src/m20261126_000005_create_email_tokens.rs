@@ -31,16 +31,17 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
+        // At most one live token per account and purpose: of two workers
+        // issuing at once, the second fails (and retries, superseding the
+        // first) instead of leaving two valid links.
         manager
-            .create_index(
-                Index::create()
-                    .name("idx_email_tokens_user_purpose")
-                    .table(EmailTokens::Table)
-                    .col(EmailTokens::UserId)
-                    .col(EmailTokens::Purpose)
-                    .to_owned(),
+            .get_connection()
+            .execute_unprepared(
+                "CREATE UNIQUE INDEX idx_email_tokens_live ON email_tokens (user_id, purpose) \
+                 WHERE used_at IS NULL AND superseded_at IS NULL",
             )
-            .await
+            .await?;
+        Ok(())
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {

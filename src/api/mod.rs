@@ -65,38 +65,44 @@ pub fn app(state: AppState) -> impl Endpoint + 'static {
 /// How much of a refused body is read and thrown away before answering 413,
 /// so that a client still sending gets to read the answer instead of a reset.
 const DRAIN_LIMIT: u64 = 1 << 20;
+/// How long a body without a declared length may take to arrive.
+const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// Refuses bodies over the cap, whether or not they announce a length.
+/// Refuses bodies over the cap, whether or not they announce a length (a
+/// chunked HTTP/1.1 body, or any HTTP/2 body, may not).
 async fn limit_body<E: Endpoint>(
     ep: std::sync::Arc<E>,
     mut req: poem::Request,
     max: usize,
 ) -> poem::Result<poem::Response> {
-    use poem::IntoResponse;
+    use poem::{IntoResponse, http::StatusCode};
     use tokio::io::AsyncReadExt;
-    let declared = req
-        .headers()
-        .get(poem::http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    let chunked = req.headers().contains_key(poem::http::header::TRANSFER_ENCODING);
+    let header = |name| req.headers().get(name).and_then(|v: &poem::http::HeaderValue| v.to_str().ok());
+    let declared = header(poem::http::header::CONTENT_LENGTH).and_then(|v| v.parse::<u64>().ok());
+    // Reading the rest of a body the client has not sent yet would invite it
+    // (`100 Continue`): refuse those without draining.
+    let expects_continue = header(poem::http::header::EXPECT).is_some_and(|v| v.eq_ignore_ascii_case("100-continue"));
     match declared {
-        Some(len) if len > max as u64 => return Err(refuse(req.take_body(), len <= DRAIN_LIMIT).await),
+        Some(len) if len > max as u64 => {
+            return Err(refuse(req.take_body(), len <= DRAIN_LIMIT && !expects_continue).await);
+        }
         Some(_) => {}
-        // HTTP/1.1: no Content-Length and no Transfer-Encoding means no body.
-        None if !chunked => {}
+        // HTTP/1.x with neither Content-Length nor Transfer-Encoding has no body.
+        None if req.version() < poem::http::Version::HTTP_2
+            && !req.headers().contains_key(poem::http::header::TRANSFER_ENCODING) => {}
         None => {
             let mut body = req.take_body().into_async_read();
             let mut bytes = Vec::new();
-            (&mut body)
-                .take(max as u64 + 1)
-                .read_to_end(&mut bytes)
-                .await
-                .map_err(|_| poem::Error::from_status(poem::http::StatusCode::BAD_REQUEST))?;
-            if bytes.len() > max {
-                return Err(refuse(poem::Body::from_async_read(body), true).await);
+            let mut capped = (&mut body).take(max as u64 + 1);
+            let read = tokio::time::timeout(BODY_TIMEOUT, capped.read_to_end(&mut bytes)).await;
+            match read {
+                Err(_) => return Err(poem::Error::from_status(StatusCode::REQUEST_TIMEOUT)),
+                Ok(Err(_)) => return Err(poem::Error::from_status(StatusCode::BAD_REQUEST)),
+                Ok(Ok(_)) if bytes.len() > max => {
+                    return Err(refuse(poem::Body::from_async_read(body), !expects_continue).await);
+                }
+                Ok(Ok(_)) => req.set_body(bytes),
             }
-            req.set_body(bytes);
         }
     }
     ep.call(req).await.map(IntoResponse::into_response)

@@ -83,6 +83,8 @@ pub async fn change(
     let now = Utc::now();
     let txn = state.db.begin().await?;
     users::set_password(&txn, user.id, hash, now).await?;
+    // A reset link asked for before the change must not undo it.
+    email_tokens::supersede_all(&txn, user.id, Purpose::ResetPassword, now).await?;
     let ended = sessions::revoke_all(&txn, user.id, Some(claims.sid), now).await?;
     events::record(&txn, user.id, Some(claims.sid), events::kind::PASSWORD_CHANGED, client.ip, now).await?;
     outbox::enqueue(&txn, MailKind::PasswordChanged, &user.email_key, now).await?;

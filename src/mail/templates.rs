@@ -14,6 +14,8 @@ pub struct Letter {
     pub name: Option<String>,
     /// The account's address.
     pub email: String,
+    /// Whether the address is verified.
+    pub verified: bool,
     /// What the reader should open: the action link, or where to reset a password.
     pub link: String,
     /// How long `link` works, when it is a token link.
@@ -32,6 +34,7 @@ pub struct Rendered {
 /// The values both templates show, already formatted.
 struct Fields<'a> {
     kind: &'a str,
+    verified: bool,
     name: Option<&'a str>,
     email: &'a str,
     link: &'a str,
@@ -72,6 +75,7 @@ impl Letter {
         };
         let f = Fields {
             kind: self.kind.as_str(),
+            verified: self.verified,
             name: self.name.as_deref(),
             email: &self.email,
             link: &self.link,
@@ -112,6 +116,7 @@ mod tests {
             kind,
             name: name.map(Into::into),
             email: "ada@example.com".into(),
+            verified: false,
             link: "https://app.example/verify-email?token=lk_ev_abc".into(),
             expires: Some((std::time::Duration::from_secs(86400), DateTime::UNIX_EPOCH)),
             at: DateTime::UNIX_EPOCH,

@@ -5,7 +5,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use lettre::message::Mailbox;
 
 use super::{Mailer, Outgoing, SendError, templates::Letter};
@@ -19,9 +19,11 @@ use crate::{
     token::link::{LinkToken, Purpose},
 };
 
+/// How long one attempt may take, SMTP exchange included.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a claimed row stays hidden from other workers: longer than any
-/// one SMTP exchange, so only a crash lets it come back.
-const LEASE: Duration = Duration::from_secs(120);
+/// attempt, so only a crash lets it come back early.
+const LEASE: chrono::Duration = chrono::Duration::seconds(120);
 /// Rows taken per query.
 const BATCH: u64 = 16;
 const MAX_BACKOFF: Duration = Duration::from_secs(3600);
@@ -46,14 +48,13 @@ pub fn spawn(state: AppState, mailer: Arc<dyn Mailer>) -> tokio::task::JoinHandl
 /// Sends every due row; returns when none is left.
 pub async fn drain(state: &AppState, mailer: &dyn Mailer) -> anyhow::Result<()> {
     loop {
-        let now = Utc::now();
-        let rows = outbox::due(&state.db, now, BATCH).await?;
+        let rows = outbox::due(&state.db, Utc::now(), BATCH).await?;
         if rows.is_empty() {
             return Ok(());
         }
         for row in rows {
-            if outbox::claim(&state.db, &row, now + LEASE).await? {
-                attempt(state, mailer, &row).await?;
+            if let Some(attempt) = outbox::claim(&state.db, &row, Utc::now(), LEASE).await? {
+                try_once(state, mailer, &row, attempt).await?;
             }
         }
     }
@@ -61,33 +62,40 @@ pub async fn drain(state: &AppState, mailer: &dyn Mailer) -> anyhow::Result<()> 
 
 /// One try at one row. Only database errors escape; a failed send is
 /// recorded on the row.
-async fn attempt(state: &AppState, mailer: &dyn Mailer, row: &OutboxRow) -> anyhow::Result<()> {
-    let attempt = row.attempts + 1;
+async fn try_once(state: &AppState, mailer: &dyn Mailer, row: &OutboxRow, attempt: i32) -> anyhow::Result<()> {
     let Some(kind) = MailKind::parse(&row.kind) else {
-        outbox::fail(&state.db, row.id, Utc::now(), &format!("unknown mail kind {:?}", row.kind)).await?;
+        outbox::fail(&state.db, row.id, attempt, Utc::now(), &format!("unknown mail kind {:?}", row.kind)).await?;
         return Ok(());
     };
-    let outcome = match compose(state, kind, &row.email_key, Utc::now()).await {
-        Ok(None) => {
-            tracing::debug!(id = %row.id, kind = kind.as_str(), "mail outbox: no mail needed");
-            return Ok(outbox::finish(&state.db, row.id).await?);
+    let send = async {
+        match compose(state, kind, row).await {
+            Ok(None) => Ok(None),
+            Ok(Some(mail)) => mailer.send(&mail).await.map(Some),
+            Err(e) => Err(SendError::Transient(format!("preparing the mail: {e:#}"))),
         }
-        Ok(Some(mail)) => mailer.send(&mail).await,
-        Err(e) => Err(SendError::Transient(format!("preparing the mail: {e:#}"))),
+    };
+    let outcome = match tokio::time::timeout(ATTEMPT_TIMEOUT, send).await {
+        Ok(Ok(None)) => {
+            tracing::debug!(id = %row.id, kind = kind.as_str(), "mail outbox: no mail needed");
+            return Ok(outbox::finish(&state.db, row.id, attempt).await?);
+        }
+        Ok(Ok(Some(()))) => Ok(()),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(SendError::Transient(format!("no answer within {} s", ATTEMPT_TIMEOUT.as_secs()))),
     };
     let now = Utc::now();
     match outcome {
         Ok(()) => {
             tracing::info!(id = %row.id, kind = kind.as_str(), attempt, "mail sent");
-            outbox::finish(&state.db, row.id).await?;
+            outbox::finish(&state.db, row.id, attempt).await?;
         }
         Err(SendError::Transient(e)) if attempt < state.config.mail_max_attempts as i32 => {
             let at = now + backoff(state.config.mail_retry_ms, attempt);
             tracing::warn!(id = %row.id, kind = kind.as_str(), attempt, retry_at = %at, error = %e, "mail not sent; will retry");
-            outbox::retry_at(&state.db, row.id, at, &e).await?;
+            outbox::retry_at(&state.db, row.id, attempt, at, &e).await?;
         }
         Err(SendError::Transient(e) | SendError::Permanent(e)) => {
-            outbox::fail(&state.db, row.id, now, &e).await?;
+            outbox::fail(&state.db, row.id, attempt, now, &e).await?;
             let failed = outbox::counts(&state.db).await?.failed;
             tracing::error!(
                 id = %row.id,
@@ -111,15 +119,11 @@ fn backoff(base_ms: u64, attempt: i32) -> chrono::Duration {
 
 /// The mail a row stands for, or `None` when there is nobody to send it to
 /// (no such account, or the address is already verified).
-async fn compose(
-    state: &AppState,
-    kind: MailKind,
-    email_key: &str,
-    now: DateTime<Utc>,
-) -> anyhow::Result<Option<Outgoing>> {
-    let Some(user) = users::find_by_email_key(&state.db, email_key).await? else {
+async fn compose(state: &AppState, kind: MailKind, row: &OutboxRow) -> anyhow::Result<Option<Outgoing>> {
+    let Some(user) = users::find_by_email_key(&state.db, &row.email_key).await? else {
         return Ok(None);
     };
+    let now = Utc::now();
     let config = &state.config;
     let app_url = config.app_url.trim_end_matches('/').to_string();
     let forgot_link = format!("{app_url}/forgot-password");
@@ -141,7 +145,16 @@ async fn compose(
         }
         MailKind::SignupExisting | MailKind::PasswordChanged => (forgot_link, None, None),
     };
-    let letter = Letter { kind, name: user.name.clone(), email: user.email.clone(), link, expires, at: now, app_url };
+    let letter = Letter {
+        kind,
+        name: user.name.clone(),
+        email: user.email.clone(),
+        verified: user.email_verified_at.is_some(),
+        link,
+        expires,
+        at: row.created_at,
+        app_url,
+    };
     let rendered = letter.render()?;
     let to = Mailbox::new(user.name, user.email.parse()?);
     Ok(Some(Outgoing { to, subject: rendered.subject, text: rendered.text, html: rendered.html, link: token_link }))

@@ -1,8 +1,9 @@
 //! Removes rows nothing can use any more: expired refresh tokens, tokens of
-//! revoked sessions, and sessions past their absolute cap.
+//! revoked sessions, sessions past their absolute cap, and mailed link tokens
+//! a day after they expired (until then a late click is told "expired").
 
 use chrono::{DateTime, Utc};
-use entity::{refresh_token, session};
+use entity::{email_token, refresh_token, session};
 use sea_orm::{ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter, sea_query::Query};
 
 /// Deletes what has expired; returns the number of rows removed.
@@ -24,7 +25,12 @@ pub async fn purge_expired(db: &impl ConnectionTrait, now: DateTime<Utc>) -> Res
     // Tokens of these sessions go with them (ON DELETE CASCADE).
     let sessions =
         session::Entity::delete_many().filter(session::Column::ExpiresAt.lte(now)).exec(db).await?.rows_affected;
-    Ok(tokens + sessions)
+    let links = email_token::Entity::delete_many()
+        .filter(email_token::Column::ExpiresAt.lte(now - chrono::Duration::days(1)))
+        .exec(db)
+        .await?
+        .rows_affected;
+    Ok(tokens + sessions + links)
 }
 
 /// Runs `purge_expired` every `every`, for as long as the server runs.

@@ -78,44 +78,70 @@ pub async fn due(db: &impl ConnectionTrait, now: DateTime<Utc>, limit: u64) -> R
         .await
 }
 
-/// Takes `row` for one attempt, leasing it until `lease_until`. False when
-/// another worker took it first.
-pub async fn claim(db: &impl ConnectionTrait, row: &OutboxRow, lease_until: DateTime<Utc>) -> Result<bool, DbErr> {
+/// Takes `row` for one attempt, leasing it for `lease` from `now`. False when
+/// another worker took it first. The returned attempt number must be passed
+/// back to `finish`, `retry_at` or `fail`, which do nothing once the lease has
+/// passed to another worker.
+pub async fn claim(
+    db: &impl ConnectionTrait,
+    row: &OutboxRow,
+    now: DateTime<Utc>,
+    lease: chrono::Duration,
+) -> Result<Option<i32>, DbErr> {
+    let attempt = row.attempts + 1;
     let taken = mail_outbox::Entity::update_many()
-        .col_expr(mail_outbox::Column::Attempts, Expr::value(row.attempts + 1))
-        .col_expr(mail_outbox::Column::NextAttemptAt, Expr::value(lease_until))
+        .col_expr(mail_outbox::Column::Attempts, Expr::value(attempt))
+        .col_expr(mail_outbox::Column::NextAttemptAt, Expr::value(now + lease))
         .filter(mail_outbox::Column::Id.eq(row.id))
         .filter(mail_outbox::Column::Attempts.eq(row.attempts))
+        .filter(mail_outbox::Column::NextAttemptAt.lte(now))
         .filter(mail_outbox::Column::FailedAt.is_null())
         .exec(db)
         .await?
         .rows_affected;
-    Ok(taken == 1)
+    Ok((taken == 1).then_some(attempt))
+}
+
+/// The row as held by the worker that claimed `attempt`.
+fn held(id: Uuid, attempt: i32) -> sea_orm::Condition {
+    sea_orm::Condition::all().add(mail_outbox::Column::Id.eq(id)).add(mail_outbox::Column::Attempts.eq(attempt))
 }
 
 /// The mail was sent, or had nobody to go to: the row is done.
-pub async fn finish(db: &impl ConnectionTrait, id: Uuid) -> Result<(), DbErr> {
-    mail_outbox::Entity::delete_by_id(id).exec(db).await?;
+pub async fn finish(db: &impl ConnectionTrait, id: Uuid, attempt: i32) -> Result<(), DbErr> {
+    mail_outbox::Entity::delete_many().filter(held(id, attempt)).exec(db).await?;
     Ok(())
 }
 
 /// The attempt failed; try again at `at`.
-pub async fn retry_at(db: &impl ConnectionTrait, id: Uuid, at: DateTime<Utc>, error: &str) -> Result<(), DbErr> {
+pub async fn retry_at(
+    db: &impl ConnectionTrait,
+    id: Uuid,
+    attempt: i32,
+    at: DateTime<Utc>,
+    error: &str,
+) -> Result<(), DbErr> {
     mail_outbox::Entity::update_many()
         .col_expr(mail_outbox::Column::NextAttemptAt, Expr::value(at))
         .col_expr(mail_outbox::Column::LastError, Expr::value(error))
-        .filter(mail_outbox::Column::Id.eq(id))
+        .filter(held(id, attempt))
         .exec(db)
         .await?;
     Ok(())
 }
 
 /// The mail cannot be sent: keep the row, marked, for an operator to see.
-pub async fn fail(db: &impl ConnectionTrait, id: Uuid, now: DateTime<Utc>, error: &str) -> Result<(), DbErr> {
+pub async fn fail(
+    db: &impl ConnectionTrait,
+    id: Uuid,
+    attempt: i32,
+    now: DateTime<Utc>,
+    error: &str,
+) -> Result<(), DbErr> {
     mail_outbox::Entity::update_many()
         .col_expr(mail_outbox::Column::FailedAt, Expr::value(now))
         .col_expr(mail_outbox::Column::LastError, Expr::value(error))
-        .filter(mail_outbox::Column::Id.eq(id))
+        .filter(held(id, attempt))
         .exec(db)
         .await?;
     Ok(())

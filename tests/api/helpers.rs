@@ -5,7 +5,7 @@
 use std::{
     path::{Path, PathBuf},
     process::Stdio,
-    sync::Arc,
+    sync::{Arc, Mutex},
     time::Duration,
 };
 
@@ -110,6 +110,7 @@ pub struct TestApp {
     child: Child,
     shared: Arc<Shared>,
     env: Vec<(String, String)>,
+    logs: Arc<Mutex<Vec<String>>>,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -155,9 +156,11 @@ async fn start(shared: Arc<Shared>, extra: Vec<(String, String)>) -> TestApp {
         .spawn()
         .expect("starting latchkey");
     let mut lines = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
+    let logs: Arc<Mutex<Vec<String>>> = Arc::default();
     let addr = tokio::time::timeout(Duration::from_secs(60), async {
         while let Some(line) = lines.next_line().await.expect("reading server output") {
             eprintln!("[server] {line}");
+            logs.lock().unwrap().push(line.clone());
             if let Some(rest) = line.split("listening on http://").nth(1) {
                 return rest.split_whitespace().next().expect("address").to_string();
             }
@@ -167,9 +170,11 @@ async fn start(shared: Arc<Shared>, extra: Vec<(String, String)>) -> TestApp {
     .await
     .expect("latchkey did not start within 60 s");
     // Keep draining the output so the server never blocks on a full pipe.
+    let sink = logs.clone();
     tokio::spawn(async move {
         while let Ok(Some(line)) = lines.next_line().await {
             eprintln!("[server] {line}");
+            sink.lock().unwrap().push(line);
         }
     });
     TestApp {
@@ -178,6 +183,7 @@ async fn start(shared: Arc<Shared>, extra: Vec<(String, String)>) -> TestApp {
         child,
         shared,
         env,
+        logs,
     }
 }
 
@@ -284,6 +290,17 @@ impl TestApp {
             .expect("psql");
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// Waits for a log line containing `needle`; returns it.
+    pub async fn wait_for_log(&self, needle: &str) -> String {
+        for _ in 0..200 {
+            if let Some(line) = self.logs.lock().unwrap().iter().find(|l| l.contains(needle)) {
+                return line.clone();
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the server never logged {needle:?}");
     }
 
     pub fn pid(&self) -> u32 {

@@ -152,9 +152,19 @@ async fn expired_tokens_and_sessions_are_cleaned_up() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 204);
+    // Mailed link tokens: one expired two days ago goes, a live one stays.
+    app.sql(
+        "INSERT INTO email_tokens (hash, user_id, purpose, created_at, expires_at) \
+         SELECT '\\x01', id, 'verify_email', now() - interval '3 days', now() - interval '2 days' FROM users LIMIT 1; \
+         INSERT INTO email_tokens (hash, user_id, purpose, created_at, expires_at) \
+         SELECT '\\x02', id, 'reset_password', now(), now() + interval '1 hour' FROM users LIMIT 1",
+    );
 
     for _ in 0..40 {
-        if app.sql("SELECT (SELECT count(*) FROM refresh_tokens) + (SELECT count(*) FROM sessions)") == "0" {
+        let left = "SELECT (SELECT count(*) FROM refresh_tokens) + (SELECT count(*) FROM sessions) \
+                    + (SELECT count(*) FROM email_tokens WHERE hash = '\\x01')";
+        if app.sql(left) == "0" {
+            assert_eq!(app.sql("SELECT count(*) FROM email_tokens WHERE hash = '\\x02'"), "1");
             return;
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
