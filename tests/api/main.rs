@@ -2,11 +2,13 @@
 
 mod helpers;
 mod smtp;
+mod tools;
 
 mod bad_input;
 mod cli;
 mod discovery;
 mod health;
+mod integrations;
 mod mail;
 mod openapi;
 mod reliability;

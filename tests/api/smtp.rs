@@ -1,17 +1,11 @@
 //! A real SMTP server for the mail tests: `tests/smtp/server.py`, built on
-//! aiosmtpd, in its own process. The first test that needs it installs
-//! aiosmtpd from PyPI into a virtualenv under cargo's target directory (once;
-//! a file lock keeps parallel test processes from racing).
+//! aiosmtpd, in its own process (aiosmtpd is installed by `tools::python`).
 
-use std::{
-    fs::File,
-    path::{Path, PathBuf},
-    process::Stdio,
-    sync::OnceLock,
-    time::Duration,
-};
+use std::{path::Path, process::Stdio, time::Duration};
 
 use serde::Deserialize;
+
+use crate::tools;
 use tempfile::TempDir;
 use tokio::{
     io::{AsyncBufReadExt, BufReader},
@@ -56,37 +50,6 @@ pub struct SmtpServer {
     child: Option<Child>,
 }
 
-fn python() -> &'static Path {
-    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
-    PYTHON.get_or_init(|| {
-        if let Ok(python) = std::env::var("LATCHKEY_TEST_PYTHON") {
-            return python.into();
-        }
-        let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("smtp-venv");
-        let python = venv.join("bin").join("python");
-        let ready = venv.join("ready");
-        std::fs::create_dir_all(env!("CARGO_TARGET_TMPDIR")).unwrap();
-        let lock = File::create(venv.with_extension("lock")).expect("venv lock file");
-        lock.lock().expect("locking the venv");
-        if !ready.exists() {
-            let requirements = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/smtp/requirements.txt");
-            run(std::process::Command::new("python3").args(["-m", "venv"]).arg(&venv));
-            run(std::process::Command::new(&python).args(["-m", "pip", "install", "-q", "-r"]).arg(requirements));
-            File::create(&ready).unwrap();
-        }
-        python
-    })
-}
-
-fn run(cmd: &mut std::process::Command) {
-    let out = cmd.output().unwrap_or_else(|e| panic!("running {cmd:?}: {e} (is python3 installed?)"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed (the mail tests need python3 and PyPI for aiosmtpd): {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// A local port nothing listens on (yet).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
@@ -106,7 +69,7 @@ impl SmtpServer {
 
     async fn launch(&mut self) {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/smtp/server.py");
-        let mut child = Command::new(python())
+        let mut child = Command::new(tools::python("smtp", &["tests/smtp/requirements.txt"]))
             .arg(script)
             .arg("--port")
             .arg(self.port.to_string())

@@ -70,17 +70,17 @@ async fn rs256_access_token_verifies_through_jwks_alone() {
     verifies_through_jwks("RS256").await;
 }
 
-fn now() -> i64 {
+pub fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
 /// Signs `claims` with the server's own active key, under `header`.
-fn sign_with_server_key(app: &TestApp, header: &Header, claims: &Value) -> String {
+pub fn sign_with_server_key(app: &TestApp, header: &Header, claims: &Value) -> String {
     let pem = app.private_key_pem(header.kid.as_deref().unwrap());
     encode(header, claims, &EncodingKey::from_ec_pem(&pem).unwrap()).unwrap()
 }
 
-fn b64(value: &Value) -> String {
+pub fn b64(value: &Value) -> String {
     B64.encode(serde_json::to_vec(value).unwrap())
 }
 

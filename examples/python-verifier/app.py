@@ -1,0 +1,69 @@
+"""A FastAPI service that protects GET /protected with latchkey access tokens,
+configured with nothing but the issuer URL and the audience:
+
+    pip install -r requirements.txt
+    ISSUER=http://127.0.0.1:8080 AUDIENCE=latchkey uvicorn app:app --port 8082
+
+PyJWKClient fetches the keys from the issuer's `jwks_uri`, caches them, and
+fetches again when a token names a key it does not know (after a rotation),
+at most once per cooldown, so made-up `kid`s cannot flood the issuer.
+"""
+
+import json
+import os
+import urllib.request
+
+import jwt
+from fastapi import Depends, FastAPI, HTTPException
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+ISSUER = os.environ["ISSUER"].rstrip("/")
+AUDIENCE = os.environ.get("AUDIENCE", "latchkey")
+
+with urllib.request.urlopen(f"{ISSUER}/.well-known/openid-configuration", timeout=5) as response:
+    discovery = json.load(response)
+if discovery["issuer"] != ISSUER:
+    raise SystemExit(f"the discovery document names another issuer: {discovery['issuer']}")
+
+jwks = jwt.PyJWKClient(
+    discovery["jwks_uri"],
+    cache_jwk_set=True,
+    lifespan=300,
+    timeout=5,
+    cooldown_duration=int(os.environ.get("JWKS_COOLDOWN_MS", "30000")) / 1000,
+)
+bearer = HTTPBearer(auto_error=False)
+app = FastAPI(title="python-verifier")
+
+
+def invalid_token() -> HTTPException:
+    return HTTPException(401, detail="invalid_token", headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+
+
+def access_claims(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> dict:
+    """The verified claims of the bearer token, or a 401."""
+    if credentials is None:
+        raise invalid_token()
+    token = credentials.credentials
+    try:
+        if jwt.get_unverified_header(token).get("typ", "").lower() != "at+jwt":
+            raise invalid_token()
+        key = jwks.get_signing_key_from_jwt(token)
+        # One algorithm: the one the key was published with, never the header's choice.
+        return jwt.decode(
+            token,
+            key.key,
+            algorithms=[key.algorithm_name],
+            audience=AUDIENCE,
+            issuer=ISSUER,
+            leeway=60,
+            options={"require": ["exp", "iss", "aud", "sub"]},
+        )
+    except (jwt.PyJWTError, jwt.PyJWKClientError) as error:
+        print(f"token refused: {error}", flush=True)
+        raise invalid_token() from None
+
+
+@app.get("/protected")
+def protected(claims: dict = Depends(access_claims)) -> dict:
+    return {"sub": claims["sub"], "email": claims.get("email"), "sid": claims.get("sid")}
