@@ -67,13 +67,16 @@ pub enum ApiError {
     /// Credentials or token missing or invalid (`invalid_credentials`, `invalid_token`, `invalid_refresh_token`, `refresh_token_reused`).
     #[oai(status = 401, content_type = "application/problem+json")]
     Unauthorized(Json<Problem>, #[oai(header = "WWW-Authenticate")] String),
-    /// Authenticated, but not allowed yet (`email_not_verified`).
+    /// Authenticated, but not allowed (`email_not_verified`, `invalid_current_password`, `reauthentication_required`).
     #[oai(status = 403, content_type = "application/problem+json")]
     Forbidden(Json<Problem>),
+    /// No such resource of the caller's (`profile_not_found`, `session_not_found`).
+    #[oai(status = 404, content_type = "application/problem+json")]
+    NotFound(Json<Problem>),
     /// The request body is larger than the configured cap (`payload_too_large`).
     #[oai(status = 413, content_type = "application/problem+json")]
     PayloadTooLarge(Json<Problem>),
-    /// A field failed validation (`invalid_email`, `invalid_password`, `invalid_name`); `errors` names each rule broken.
+    /// A field failed validation (`invalid_email`, `invalid_password`, `invalid_name`, `invalid_profile`); `errors` names each rule broken.
     #[oai(status = 422, content_type = "application/problem+json")]
     Unprocessable(Json<Problem>),
     /// Something failed on our side (`internal_error`); the cause is logged, never returned.
@@ -97,6 +100,10 @@ impl ApiError {
 
     pub fn forbidden(code: &str, detail: impl Into<String>) -> Self {
         Self::Forbidden(Json(Problem::new(StatusCode::FORBIDDEN, code, detail)))
+    }
+
+    pub fn not_found(code: &str, detail: impl Into<String>) -> Self {
+        Self::NotFound(Json(Problem::new(StatusCode::NOT_FOUND, code, detail)))
     }
 
     pub fn unprocessable(code: &str, detail: impl Into<String>, errors: Vec<FieldError>) -> Self {

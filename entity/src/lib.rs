@@ -3,6 +3,7 @@
 
 pub mod email_token;
 pub mod mail_outbox;
+pub mod profile;
 pub mod refresh_token;
 pub mod security_event;
 pub mod session;

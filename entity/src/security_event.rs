@@ -9,6 +9,7 @@ pub struct Model {
     pub session_id: Option<Uuid>,
     pub kind: String,
     pub ip: Option<String>,
+    pub user_agent: Option<String>,
     pub created_at: DateTimeUtc,
 }
 

@@ -9,6 +9,8 @@ mod m20261126_000003_create_refresh_tokens;
 mod m20261126_000004_create_security_events;
 mod m20261126_000005_create_email_tokens;
 mod m20261126_000006_create_mail_outbox;
+mod m20261126_000007_rebuild_security_events;
+mod m20261126_000008_create_profiles;
 
 pub struct Migrator;
 
@@ -22,6 +24,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000004_create_security_events::Migration),
             Box::new(m20261126_000005_create_email_tokens::Migration),
             Box::new(m20261126_000006_create_mail_outbox::Migration),
+            Box::new(m20261126_000007_rebuild_security_events::Migration),
+            Box::new(m20261126_000008_create_profiles::Migration),
         ]
     }
 }

@@ -2,7 +2,7 @@ use poem::Request;
 use poem_openapi::{ApiResponse, OpenApi, payload::Json};
 
 use super::{
-    ApiTags, BearerAuth,
+    ApiTags, BearerAuth, flow_error,
     types::{
         Acknowledgement, ChangePasswordRequest, EmailRequest, LoginRequest, RefreshRequest, ResetPasswordRequest,
         RevokeRequest, SignupRequest, TokenResponse, VerifyEmailRequest, client_info,
@@ -11,7 +11,6 @@ use super::{
 use crate::{
     AppState,
     auth::{
-        flow::FlowError,
         login::{self, LoginError},
         recovery,
         signup::{self, SignupError, SignupInput},
@@ -20,7 +19,6 @@ use crate::{
     error::ApiError,
     secret::Password,
     session::{self, RefreshError},
-    store::email_tokens::Unusable,
 };
 
 pub struct AuthApi;
@@ -48,28 +46,6 @@ pub enum DoneResponse {
 impl DoneResponse {
     fn new(message: &str) -> Self {
         Self::Ok(Json(Acknowledgement::new(message)))
-    }
-}
-
-/// The problem each failure of a mailed-link or password flow is answered with.
-fn flow_error(e: FlowError) -> ApiError {
-    match e {
-        FlowError::Token(Unusable::Unknown) => {
-            ApiError::bad_request("token_invalid", "This link is not valid. Ask for a new one.")
-        }
-        FlowError::Token(Unusable::Expired) => {
-            ApiError::bad_request("token_expired", "This link has expired. Ask for a new one.")
-        }
-        FlowError::Token(Unusable::Used) => ApiError::bad_request("token_used", "This link was already used."),
-        FlowError::Token(Unusable::Superseded) => {
-            ApiError::bad_request("token_superseded", "A newer link was sent since this one; use the latest.")
-        }
-        FlowError::Invalid { code, errors } => ApiError::unprocessable(code, "The request has invalid fields.", errors),
-        FlowError::WrongPassword => {
-            ApiError::forbidden("invalid_current_password", "The current password is incorrect.")
-        }
-        FlowError::SessionEnded => ApiError::unauthorized("invalid_token", "The session of this token has ended."),
-        FlowError::Internal(e) => ApiError::internal(e),
     }
 }
 
@@ -114,10 +90,15 @@ impl AuthApi {
     /// at once and gets no mail. Errors: 422 `invalid_email`,
     /// `invalid_password` (each broken rule listed in `errors`), `invalid_name`.
     #[oai(path = "/signup", method = "post", operation_id = "signup")]
-    async fn signup(&self, state: Data<'_>, body: Json<SignupRequest>) -> Result<AcceptedResponse, ApiError> {
+    async fn signup(
+        &self,
+        state: Data<'_>,
+        req: &Request,
+        body: Json<SignupRequest>,
+    ) -> Result<AcceptedResponse, ApiError> {
         let Json(body) = body;
         let input = SignupInput { email: body.email, password: Password::new(body.password), name: body.name };
-        match signup::signup(&state, input).await {
+        match signup::signup(&state, input, &client_info(req)).await {
             Ok(()) => {
                 let message = if state.config.require_email_verification {
                     "Check your email to finish signing up."
@@ -234,8 +215,13 @@ impl AuthApi {
     /// that revokes the whole session. Errors: 401 `invalid_refresh_token`,
     /// `refresh_token_reused`.
     #[oai(path = "/refresh", method = "post", operation_id = "refresh")]
-    async fn refresh(&self, state: Data<'_>, body: Json<RefreshRequest>) -> Result<TokenIssued, ApiError> {
-        match session::refresh(&state, &body.0.refresh_token).await {
+    async fn refresh(
+        &self,
+        state: Data<'_>,
+        req: &Request,
+        body: Json<RefreshRequest>,
+    ) -> Result<TokenIssued, ApiError> {
+        match session::refresh(&state, &body.0.refresh_token, &client_info(req)).await {
             Ok(tokens) => Ok(TokenIssued::new(tokens)),
             Err(RefreshError::Invalid) => Err(ApiError::unauthorized(
                 "invalid_refresh_token",

@@ -5,13 +5,19 @@ mod auth;
 mod discovery;
 mod health;
 mod security;
+mod sessions;
 mod types;
 mod users;
 
 use poem::{Endpoint, EndpointExt, IntoEndpoint, Route};
 use poem_openapi::{OpenApiService, Tags};
 
-use crate::{AppState, error::render_poem_error};
+use crate::{
+    AppState,
+    auth::flow::FlowError,
+    error::{ApiError, render_poem_error},
+    store::email_tokens::Unusable,
+};
 
 pub use security::BearerAuth;
 
@@ -19,20 +25,22 @@ pub use security::BearerAuth;
 pub enum ApiTags {
     /// Sign up, log in, refresh, log out.
     Auth,
-    /// The signed-in user.
+    /// The signed-in user: profile, account, security log.
     Users,
+    /// The signed-in user's sessions.
+    Sessions,
     /// Keys and metadata for verifying tokens offline.
     Discovery,
     /// Liveness and readiness probes.
     Health,
 }
 
-type Apis = (auth::AuthApi, users::UsersApi, discovery::DiscoveryApi, health::HealthApi);
+type Apis = (auth::AuthApi, users::UsersApi, sessions::SessionsApi, discovery::DiscoveryApi, health::HealthApi);
 
 /// The OpenAPI service. Needs no database: the spec can be generated anywhere.
 pub fn service() -> OpenApiService<Apis, ()> {
     OpenApiService::new(
-        (auth::AuthApi, users::UsersApi, discovery::DiscoveryApi, health::HealthApi),
+        (auth::AuthApi, users::UsersApi, sessions::SessionsApi, discovery::DiscoveryApi, health::HealthApi),
         "latchkey",
         env!("CARGO_PKG_VERSION"),
     )
@@ -117,4 +125,30 @@ async fn refuse(body: poem::Body, drain: bool) -> poem::Error {
                 .await;
     }
     poem::Error::from_status(poem::http::StatusCode::PAYLOAD_TOO_LARGE)
+}
+
+/// The problem each failure of a mailed-link or password flow is answered with.
+pub(crate) fn flow_error(e: FlowError) -> ApiError {
+    match e {
+        FlowError::Token(Unusable::Unknown) => {
+            ApiError::bad_request("token_invalid", "This link is not valid. Ask for a new one.")
+        }
+        FlowError::Token(Unusable::Expired) => {
+            ApiError::bad_request("token_expired", "This link has expired. Ask for a new one.")
+        }
+        FlowError::Token(Unusable::Used) => ApiError::bad_request("token_used", "This link was already used."),
+        FlowError::Token(Unusable::Superseded) => {
+            ApiError::bad_request("token_superseded", "A newer link was sent since this one; use the latest.")
+        }
+        FlowError::Invalid { code, errors } => ApiError::unprocessable(code, "The request has invalid fields.", errors),
+        FlowError::WrongPassword => {
+            ApiError::forbidden("invalid_current_password", "The current password is incorrect.")
+        }
+        FlowError::ReauthenticationRequired => ApiError::forbidden(
+            "reauthentication_required",
+            "This account has no password: log in again, then retry within five minutes.",
+        ),
+        FlowError::SessionEnded => ApiError::unauthorized("invalid_token", "The session of this token has ended."),
+        FlowError::Internal(e) => ApiError::internal(e),
+    }
 }

@@ -2,12 +2,13 @@
 
 use chrono::{DateTime, Utc};
 use poem::Request;
-use poem_openapi::Object;
+use poem_openapi::{Enum, Object};
 use uuid::Uuid;
 
 use crate::{
-    auth::account,
-    session::{ClientInfo, IssuedTokens},
+    auth::{account, profile},
+    session::{ClientInfo, IssuedTokens, manage::SessionSummary},
+    store::{events::Event, profiles},
 };
 
 /// A new account.
@@ -107,6 +108,10 @@ pub struct TokenResponse {
     pub refresh_expires_in: u64,
     /// The session (refresh-token family) these tokens belong to.
     pub session_id: Uuid,
+    /// On login: true until the user has saved their onboarding profile
+    /// (`PUT /v1/users/me/profile`). Absent on refresh.
+    #[oai(skip_serializing_if_is_none)]
+    pub onboarding_required: Option<bool>,
 }
 
 impl From<IssuedTokens> for TokenResponse {
@@ -118,6 +123,7 @@ impl From<IssuedTokens> for TokenResponse {
             refresh_token: t.refresh_token,
             refresh_expires_in: t.refresh_expires_in,
             session_id: t.session_id,
+            onboarding_required: t.onboarding_required,
         }
     }
 }
@@ -153,4 +159,161 @@ pub fn client_info(req: &Request) -> ClientInfo {
             .and_then(|v| v.to_str().ok())
             .map(|ua| ua.chars().take(512).collect()),
     }
+}
+
+/// One of the caller's live sessions.
+#[derive(Debug, Object)]
+pub struct SessionInfo {
+    pub id: Uuid,
+    pub created_at: DateTime<Utc>,
+    /// The last refresh (the login, if there has been none).
+    pub last_refreshed_at: DateTime<Utc>,
+    /// The IP address the session was opened from.
+    #[oai(skip_serializing_if_is_none)]
+    pub ip: Option<String>,
+    #[oai(skip_serializing_if_is_none)]
+    pub user_agent: Option<String>,
+    /// How the session was opened: `pwd` (password) or `google`.
+    pub method: String,
+    /// True for the session of the access token making this request.
+    pub current: bool,
+}
+
+impl From<SessionSummary> for SessionInfo {
+    fn from(s: SessionSummary) -> Self {
+        Self {
+            id: s.id,
+            created_at: s.created_at,
+            last_refreshed_at: s.last_refreshed_at,
+            ip: s.ip,
+            user_agent: s.user_agent,
+            method: s.method,
+            current: s.current,
+        }
+    }
+}
+
+/// The caller's live sessions, newest first.
+#[derive(Debug, Object)]
+pub struct SessionList {
+    pub sessions: Vec<SessionInfo>,
+}
+
+/// How many sessions were ended.
+#[derive(Debug, Object)]
+pub struct RevokedSessions {
+    pub revoked: u64,
+}
+
+/// Experience with a subject.
+#[derive(Debug, Clone, Copy, Enum)]
+#[oai(rename_all = "lowercase")]
+pub enum Experience {
+    None,
+    Beginner,
+    Intermediate,
+    Advanced,
+}
+
+impl From<Experience> for profile::Experience {
+    fn from(e: Experience) -> Self {
+        match e {
+            Experience::None => Self::None,
+            Experience::Beginner => Self::Beginner,
+            Experience::Intermediate => Self::Intermediate,
+            Experience::Advanced => Self::Advanced,
+        }
+    }
+}
+
+impl Experience {
+    fn from_stored(value: &str) -> Self {
+        match profile::Experience::parse(value) {
+            Some(profile::Experience::Beginner) => Self::Beginner,
+            Some(profile::Experience::Intermediate) => Self::Intermediate,
+            Some(profile::Experience::Advanced) => Self::Advanced,
+            Some(profile::Experience::None) | None => Self::None,
+        }
+    }
+}
+
+/// The onboarding profile to save (every field, each time).
+#[derive(Debug, Object)]
+pub struct ProfileRequest {
+    pub robotics_experience: Experience,
+    pub ai_ml_experience: Experience,
+    /// Plain text, at most 2000 characters; markup is stripped, control
+    /// characters other than line breaks and tabs are refused.
+    pub learning_goals: String,
+}
+
+/// The onboarding profile.
+#[derive(Debug, Object)]
+pub struct Profile {
+    pub robotics_experience: Experience,
+    pub ai_ml_experience: Experience,
+    /// As stored: plain text (escape it when showing it in HTML).
+    pub learning_goals: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<profiles::Profile> for Profile {
+    fn from(p: profiles::Profile) -> Self {
+        Self {
+            robotics_experience: Experience::from_stored(&p.robotics_experience),
+            ai_ml_experience: Experience::from_stored(&p.ai_ml_experience),
+            learning_goals: p.learning_goals,
+            created_at: p.created_at,
+            updated_at: p.updated_at,
+        }
+    }
+}
+
+/// Confirms an account deletion.
+#[derive(Debug, Object)]
+pub struct DeleteAccountRequest {
+    /// The account's password. Accounts without one (Google sign-in) send
+    /// `{}` instead, within five minutes of logging in.
+    pub password: Option<String>,
+}
+
+/// An entry of the caller's security log.
+#[derive(Debug, Object)]
+pub struct SecurityEvent {
+    /// Time-ordered: pass the last one as `before` for the next page.
+    pub id: Uuid,
+    /// `signup`, `login`, `login_failed`, `logout`, `session_revoked`,
+    /// `other_sessions_revoked`, `refresh_token_reused`, `email_verified`,
+    /// `password_reset`, `password_changed`.
+    pub kind: String,
+    pub created_at: DateTime<Utc>,
+    #[oai(skip_serializing_if_is_none)]
+    pub session_id: Option<Uuid>,
+    #[oai(skip_serializing_if_is_none)]
+    pub ip: Option<String>,
+    #[oai(skip_serializing_if_is_none)]
+    pub user_agent: Option<String>,
+}
+
+impl From<Event> for SecurityEvent {
+    fn from(e: Event) -> Self {
+        Self {
+            id: e.id,
+            kind: e.kind,
+            created_at: e.created_at,
+            session_id: e.session_id,
+            ip: e.ip,
+            user_agent: e.user_agent,
+        }
+    }
+}
+
+/// A page of security events, newest first.
+#[derive(Debug, Object)]
+pub struct SecurityEventPage {
+    pub events: Vec<SecurityEvent>,
+    /// Pass as `before` to get the next (older) page; absent on the last page.
+    #[oai(skip_serializing_if_is_none)]
+    pub next_before: Option<Uuid>,
 }

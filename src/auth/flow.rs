@@ -22,6 +22,9 @@ pub enum FlowError {
     Invalid { code: &'static str, errors: Vec<FieldError> },
     #[error("the current password is wrong")]
     WrongPassword,
+    /// The account has no password and the session's login is not recent.
+    #[error("a recent login is required")]
+    ReauthenticationRequired,
     /// The access token's session has ended.
     #[error("session ended")]
     SessionEnded,

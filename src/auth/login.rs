@@ -5,7 +5,7 @@ use crate::{
     AppState,
     secret::Password,
     session::{self, ClientInfo, IssuedTokens},
-    store::{events, users},
+    store::{events, profiles, users},
 };
 
 struct KnownUser {
@@ -40,7 +40,7 @@ pub async fn login(
     let matches = state.hasher.verify(password, stored).await?;
     let Some(user) = user.filter(|_| matches) else {
         if let Some(user) = &known {
-            events::record(&state.db, user.id, None, events::kind::LOGIN_FAILED, client.ip.clone(), Utc::now())
+            events::record(&state.db, user.id, None, events::kind::LOGIN_FAILED, client.origin(), Utc::now())
                 .await
                 .map_err(anyhow::Error::from)?;
         }
@@ -50,5 +50,7 @@ pub async fn login(
     if state.config.require_email_verification && user.email_verified_at.is_none() {
         return Err(LoginError::EmailNotVerified);
     }
-    Ok(session::start(state, &user, "pwd", client).await?)
+    let mut tokens = session::start(state, &user, "pwd", client).await?;
+    tokens.onboarding_required = Some(!profiles::exists(&state.db, user.id).await.map_err(anyhow::Error::from)?);
+    Ok(tokens)
 }

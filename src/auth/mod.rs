@@ -5,6 +5,7 @@ pub mod account;
 pub mod flow;
 pub mod login;
 pub mod password;
+pub mod profile;
 pub mod recovery;
 pub mod signup;
 pub mod validate;

@@ -53,7 +53,7 @@ pub async fn reset(
     users::mark_verified(&txn, user_id, now).await?;
     email_tokens::supersede_all(&txn, user_id, Purpose::ResetPassword, now).await?;
     let ended = sessions::revoke_all(&txn, user_id, None, now).await?;
-    events::record(&txn, user_id, None, events::kind::PASSWORD_RESET, client.ip, now).await?;
+    events::record(&txn, user_id, None, events::kind::PASSWORD_RESET, client.origin(), now).await?;
     outbox::enqueue(&txn, MailKind::PasswordChanged, &user.email_key, now).await?;
     txn.commit().await?;
     state.mail_queue.notify_one();
@@ -71,9 +71,7 @@ pub async fn change(
     new_password: &Password,
     client: ClientInfo,
 ) -> Result<(), FlowError> {
-    let user = users::find_with_live_session(&state.db, claims.sub, claims.sid, Utc::now())
-        .await?
-        .ok_or(FlowError::SessionEnded)?;
+    let user = super::account::live_user(state, claims).await?;
     if !state.hasher.verify(current, user.password_hash.clone()).await? {
         return Err(FlowError::WrongPassword);
     }
@@ -86,7 +84,8 @@ pub async fn change(
     // A reset link asked for before the change must not undo it.
     email_tokens::supersede_all(&txn, user.id, Purpose::ResetPassword, now).await?;
     let ended = sessions::revoke_all(&txn, user.id, Some(claims.sid), now).await?;
-    events::record(&txn, user.id, Some(claims.sid), events::kind::PASSWORD_CHANGED, client.ip, now).await?;
+    let kind = events::kind::PASSWORD_CHANGED;
+    events::record(&txn, user.id, Some(claims.sid), kind, client.origin(), now).await?;
     outbox::enqueue(&txn, MailKind::PasswordChanged, &user.email_key, now).await?;
     txn.commit().await?;
     state.mail_queue.notify_one();

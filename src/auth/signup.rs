@@ -6,7 +6,9 @@ use crate::{
     AppState,
     error::FieldError,
     secret::Password,
+    session::ClientInfo,
     store::{
+        events,
         outbox::{self, MailKind},
         users::{self, Inserted, NewUser},
     },
@@ -39,7 +41,7 @@ impl From<sea_orm::DbErr> for SignupError {
 /// and the same work (one argon2 hash, one insert attempt, one queued mail)
 /// is done either way.
 #[tracing::instrument(skip_all)]
-pub async fn signup(state: &AppState, input: SignupInput) -> Result<(), SignupError> {
+pub async fn signup(state: &AppState, input: SignupInput, client: &ClientInfo) -> Result<(), SignupError> {
     let email =
         validate::email(&input.email).map_err(|e| SignupError::Invalid { code: "invalid_email", errors: vec![e] })?;
     validate::password(input.password.expose())
@@ -56,6 +58,7 @@ pub async fn signup(state: &AppState, input: SignupInput) -> Result<(), SignupEr
     let txn = state.db.begin().await?;
     let mail = match users::insert(&txn, new, now).await? {
         Inserted::Created(id) => {
+            events::record(&txn, id, None, events::kind::SIGNUP, client.origin(), now).await?;
             tracing::info!(user_id = %id, "account created");
             require_verification.then_some(MailKind::VerifyEmail)
         }

@@ -23,7 +23,7 @@ pub async fn verify_email(state: &AppState, token: &str) -> Result<(), FlowError
     let txn = state.db.begin().await?;
     let user_id = email_tokens::consume(&txn, &token, now).await?.map_err(FlowError::Token)?;
     users::mark_verified(&txn, user_id, now).await?;
-    events::record(&txn, user_id, None, events::kind::EMAIL_VERIFIED, None, now).await?;
+    events::record(&txn, user_id, None, events::kind::EMAIL_VERIFIED, events::Origin::default(), now).await?;
     txn.commit().await?;
     tracing::info!(%user_id, "email address verified");
     Ok(())

@@ -1,5 +1,7 @@
 //! Sessions: one chain of refresh tokens each. Start, rotate, end.
 
+pub mod manage;
+
 use chrono::{DateTime, Duration, Utc};
 use entity::user;
 use uuid::Uuid;
@@ -21,6 +23,13 @@ pub struct ClientInfo {
     pub user_agent: Option<String>,
 }
 
+impl ClientInfo {
+    /// As recorded on security events.
+    pub fn origin(&self) -> events::Origin<'_> {
+        events::Origin { ip: self.ip.as_deref(), user_agent: self.user_agent.as_deref() }
+    }
+}
+
 /// A fresh access token and the refresh token to use next.
 #[derive(Debug)]
 pub struct IssuedTokens {
@@ -29,6 +38,8 @@ pub struct IssuedTokens {
     pub refresh_token: String,
     pub refresh_expires_in: u64,
     pub session_id: Uuid,
+    /// Set on a login: whether the onboarding profile is still to be filled in.
+    pub onboarding_required: Option<bool>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -81,7 +92,7 @@ pub async fn start(
 
 /// Exchanges a refresh token for a new pair (SPEC §4 rules 1–4).
 #[tracing::instrument(skip_all)]
-pub async fn refresh(state: &AppState, presented: &str) -> Result<IssuedTokens, RefreshError> {
+pub async fn refresh(state: &AppState, presented: &str, client: &ClientInfo) -> Result<IssuedTokens, RefreshError> {
     let presented = RefreshToken::parse(presented).ok_or(RefreshError::Invalid)?;
     let successor = presented.successor(&state.refresh_secret);
     let (presented_hash, successor_hash) = (presented.hash(), successor.hash());
@@ -114,14 +125,15 @@ pub async fn refresh(state: &AppState, presented: &str) -> Result<IssuedTokens, 
         return Ok(issue(state, &seen.session, &successor, expires_at, now)?);
     }
     let s = &seen.session;
-    sessions::revoke(&state.db, s.session_id, s.user_id, events::kind::REFRESH_TOKEN_REUSED, None, now).await?;
+    let kind = events::kind::REFRESH_TOKEN_REUSED;
+    sessions::revoke(&state.db, s.session_id, s.user_id, kind, client.origin(), now).await?;
     tracing::warn!(session_id = %s.session_id, user_id = %s.user_id, "refresh token reused; session revoked");
     Err(RefreshError::Reused)
 }
 
 /// Ends the session an access token belongs to.
 pub async fn logout(state: &AppState, claims: &access::AccessClaims, client: ClientInfo) -> anyhow::Result<()> {
-    sessions::revoke(&state.db, claims.sid, claims.sub, events::kind::LOGOUT, client.ip, Utc::now()).await?;
+    sessions::revoke(&state.db, claims.sid, claims.sub, events::kind::LOGOUT, client.origin(), Utc::now()).await?;
     Ok(())
 }
 
@@ -136,7 +148,8 @@ pub async fn revoke(state: &AppState, presented: &str, client: ClientInfo) -> an
     };
     let now = Utc::now();
     if let Some(session) = sessions::find_live(&state.db, row.session_id, now).await? {
-        sessions::revoke(&state.db, session.id, session.user_id, events::kind::SESSION_REVOKED, client.ip, now).await?;
+        let kind = events::kind::SESSION_REVOKED;
+        sessions::revoke(&state.db, session.id, session.user_id, kind, client.origin(), now).await?;
     }
     Ok(())
 }
@@ -162,5 +175,6 @@ fn issue(
         refresh_token: refresh.expose(),
         refresh_expires_in: (refresh_expires_at - now).num_seconds().max(0) as u64,
         session_id: session.session_id,
+        onboarding_required: None,
     })
 }

@@ -1,7 +1,20 @@
+//! The security log: append-only, one row per event, never a secret in it.
+
 use chrono::{DateTime, Utc};
 use entity::security_event;
-use sea_orm::{ActiveValue::Set, ConnectionTrait, DbErr, EntityTrait};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+};
 use uuid::Uuid;
+
+pub use security_event::Model as Event;
+
+/// Where the request behind an event came from.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Origin<'a> {
+    pub ip: Option<&'a str>,
+    pub user_agent: Option<&'a str>,
+}
 
 /// Appends one entry to a user's security log.
 pub async fn record(
@@ -9,7 +22,7 @@ pub async fn record(
     user_id: Uuid,
     session_id: Option<Uuid>,
     kind: &str,
-    ip: Option<String>,
+    origin: Origin<'_>,
     now: DateTime<Utc>,
 ) -> Result<(), DbErr> {
     let row = security_event::ActiveModel {
@@ -17,21 +30,46 @@ pub async fn record(
         user_id: Set(user_id),
         session_id: Set(session_id),
         kind: Set(kind.into()),
-        ip: Set(ip),
+        ip: Set(origin.ip.map(Into::into)),
+        user_agent: Set(origin.user_agent.map(Into::into)),
         created_at: Set(now),
     };
     security_event::Entity::insert(row).exec_without_returning(db).await?;
     Ok(())
 }
 
+/// The user's latest `limit` events, newest first; with `before`, those
+/// older than that event (ids are time-ordered UUIDv7s).
+pub async fn latest(
+    db: &impl ConnectionTrait,
+    user_id: Uuid,
+    before: Option<Uuid>,
+    limit: u64,
+) -> Result<Vec<Event>, DbErr> {
+    let mut query = security_event::Entity::find().filter(security_event::Column::UserId.eq(user_id));
+    if let Some(before) = before {
+        query = query.filter(security_event::Column::Id.lt(before));
+    }
+    query.order_by_desc(security_event::Column::Id).limit(limit).all(db).await
+}
+
+/// Forgets every event of a user (their account is being deleted).
+pub async fn delete_all(db: &impl ConnectionTrait, user_id: Uuid) -> Result<(), DbErr> {
+    security_event::Entity::delete_many().filter(security_event::Column::UserId.eq(user_id)).exec(db).await?;
+    Ok(())
+}
+
 /// The kinds of event, as stored.
 pub mod kind {
+    pub const SIGNUP: &str = "signup";
     pub const LOGIN: &str = "login";
     pub const LOGIN_FAILED: &str = "login_failed";
     pub const LOGOUT: &str = "logout";
     pub const SESSION_REVOKED: &str = "session_revoked";
+    pub const OTHER_SESSIONS_REVOKED: &str = "other_sessions_revoked";
     pub const REFRESH_TOKEN_REUSED: &str = "refresh_token_reused";
     pub const EMAIL_VERIFIED: &str = "email_verified";
     pub const PASSWORD_RESET: &str = "password_reset";
     pub const PASSWORD_CHANGED: &str = "password_changed";
+    pub const ACCOUNT_DELETED: &str = "account_deleted";
 }

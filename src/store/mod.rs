@@ -5,6 +5,7 @@ pub mod cleanup;
 pub mod email_tokens;
 pub mod events;
 pub mod outbox;
+pub mod profiles;
 pub mod rotation;
 pub mod sessions;
 pub mod users;

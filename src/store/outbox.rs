@@ -180,3 +180,9 @@ pub async fn requeue_failed(db: &impl ConnectionTrait, now: DateTime<Utc>) -> Re
         .await?
         .rows_affected)
 }
+
+/// Drops the queued mail about `email_key` (its account is being deleted).
+pub async fn discard_for(db: &impl ConnectionTrait, email_key: &str) -> Result<(), DbErr> {
+    mail_outbox::Entity::delete_many().filter(mail_outbox::Column::EmailKey.eq(email_key)).exec(db).await?;
+    Ok(())
+}

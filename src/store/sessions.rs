@@ -1,7 +1,7 @@
 use chrono::{DateTime, Utc};
 use entity::{refresh_token, session};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, TransactionSession,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, TransactionSession,
     TransactionTrait, sea_query::Expr,
 };
 use uuid::Uuid;
@@ -32,7 +32,7 @@ pub async fn create(db: &impl TransactionTrait, new: NewSession, now: DateTime<U
         revoked_at: Set(None),
         method: Set(new.method),
         ip: Set(new.ip.clone()),
-        user_agent: Set(new.user_agent),
+        user_agent: Set(new.user_agent.clone()),
     })
     .exec_without_returning(&txn)
     .await?;
@@ -46,7 +46,8 @@ pub async fn create(db: &impl TransactionTrait, new: NewSession, now: DateTime<U
     })
     .exec_without_returning(&txn)
     .await?;
-    events::record(&txn, new.user_id, Some(id), events::kind::LOGIN, new.ip, now).await?;
+    let origin = events::Origin { ip: new.ip.as_deref(), user_agent: new.user_agent.as_deref() };
+    events::record(&txn, new.user_id, Some(id), events::kind::LOGIN, origin, now).await?;
     txn.commit().await?;
     Ok(id)
 }
@@ -75,7 +76,7 @@ pub async fn revoke(
     session_id: Uuid,
     user_id: Uuid,
     event: &str,
-    ip: Option<String>,
+    origin: events::Origin<'_>,
     now: DateTime<Utc>,
 ) -> Result<bool, DbErr> {
     let txn = db.begin().await?;
@@ -89,7 +90,7 @@ pub async fn revoke(
         .rows_affected
         == 1;
     if revoked {
-        events::record(&txn, user_id, Some(session_id), event, ip, now).await?;
+        events::record(&txn, user_id, Some(session_id), event, origin, now).await?;
     }
     txn.commit().await?;
     Ok(revoked)
@@ -110,4 +111,19 @@ pub async fn revoke_all(
         update = update.filter(session::Column::Id.ne(keep));
     }
     Ok(update.exec(db).await?.rows_affected)
+}
+
+/// The live sessions of `user_id`, newest first.
+pub async fn list_live(
+    db: &impl ConnectionTrait,
+    user_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<Vec<session::Model>, DbErr> {
+    session::Entity::find()
+        .filter(session::Column::UserId.eq(user_id))
+        .filter(session::Column::RevokedAt.is_null())
+        .filter(session::Column::ExpiresAt.gt(now))
+        .order_by_desc(session::Column::CreatedAt)
+        .all(db)
+        .await
 }

@@ -42,6 +42,13 @@ pub async fn insert(db: &impl ConnectionTrait, new: NewUser, now: DateTime<Utc>)
     Ok(if inserted == 1 { Inserted::Created(id) } else { Inserted::EmailTaken })
 }
 
+/// Deletes the user; sessions, refresh tokens, link tokens and the profile go
+/// with it (foreign keys cascade).
+pub async fn delete(db: &impl ConnectionTrait, id: Uuid) -> Result<(), DbErr> {
+    user::Entity::delete_by_id(id).exec(db).await?;
+    Ok(())
+}
+
 pub async fn find_by_id(db: &impl ConnectionTrait, id: Uuid) -> Result<Option<user::Model>, DbErr> {
     user::Entity::find_by_id(id).one(db).await
 }
