@@ -104,6 +104,26 @@ pub struct Config {
     /// How often the mail worker looks for due mail queued elsewhere (another
     /// instance, or a retry coming due).
     pub mail_poll_ms: u64,
+    /// `false` turns every rate limit off (load tests, benchmarks).
+    pub rate_limit_enabled: bool,
+    /// Failed logins per account (address) per login window.
+    pub rate_limit_login_per_account: u32,
+    /// Login attempts per client IP per login window.
+    pub rate_limit_login_per_ip: u32,
+    pub rate_limit_login_window_secs: u64,
+    pub rate_limit_signup_per_ip: u32,
+    pub rate_limit_signup_window_secs: u64,
+    /// Verification resends and reset requests per address per mail window.
+    pub rate_limit_mail_per_address: u32,
+    pub rate_limit_mail_per_ip: u32,
+    pub rate_limit_mail_window_secs: u64,
+    pub rate_limit_refresh_per_session: u32,
+    pub rate_limit_refresh_window_secs: u64,
+    /// Peers whose `Forwarded`/`X-Forwarded-For` headers are believed:
+    /// comma-separated addresses or CIDR ranges. Empty: the socket peer is the client.
+    pub trusted_proxies: String,
+    /// Connections with no traffic for this long are closed.
+    pub idle_timeout_secs: u64,
 }
 
 impl Default for Config {
@@ -137,6 +157,19 @@ impl Default for Config {
             mail_retry_ms: 30_000,
             mail_max_attempts: 10,
             mail_poll_ms: 1000,
+            rate_limit_enabled: true,
+            rate_limit_login_per_account: 5,
+            rate_limit_login_per_ip: 100,
+            rate_limit_login_window_secs: 900,
+            rate_limit_signup_per_ip: 3,
+            rate_limit_signup_window_secs: 3600,
+            rate_limit_mail_per_address: 3,
+            rate_limit_mail_per_ip: 30,
+            rate_limit_mail_window_secs: 3600,
+            rate_limit_refresh_per_session: 120,
+            rate_limit_refresh_window_secs: 60,
+            trusted_proxies: String::new(),
+            idle_timeout_secs: 30,
         }
     }
 }
@@ -191,6 +224,17 @@ impl Config {
             ("LATCHKEY_MAIL_RETRY_MS", self.mail_retry_ms),
             ("LATCHKEY_MAIL_MAX_ATTEMPTS", u64::from(self.mail_max_attempts)),
             ("LATCHKEY_MAIL_POLL_MS", self.mail_poll_ms),
+            ("LATCHKEY_RATE_LIMIT_LOGIN_PER_ACCOUNT", u64::from(self.rate_limit_login_per_account)),
+            ("LATCHKEY_RATE_LIMIT_LOGIN_PER_IP", u64::from(self.rate_limit_login_per_ip)),
+            ("LATCHKEY_RATE_LIMIT_LOGIN_WINDOW_SECS", self.rate_limit_login_window_secs),
+            ("LATCHKEY_RATE_LIMIT_SIGNUP_PER_IP", u64::from(self.rate_limit_signup_per_ip)),
+            ("LATCHKEY_RATE_LIMIT_SIGNUP_WINDOW_SECS", self.rate_limit_signup_window_secs),
+            ("LATCHKEY_RATE_LIMIT_MAIL_PER_ADDRESS", u64::from(self.rate_limit_mail_per_address)),
+            ("LATCHKEY_RATE_LIMIT_MAIL_PER_IP", u64::from(self.rate_limit_mail_per_ip)),
+            ("LATCHKEY_RATE_LIMIT_MAIL_WINDOW_SECS", self.rate_limit_mail_window_secs),
+            ("LATCHKEY_RATE_LIMIT_REFRESH_PER_SESSION", u64::from(self.rate_limit_refresh_per_session)),
+            ("LATCHKEY_RATE_LIMIT_REFRESH_WINDOW_SECS", self.rate_limit_refresh_window_secs),
+            ("LATCHKEY_IDLE_TIMEOUT_SECS", self.idle_timeout_secs),
         ];
         for (var, value) in positive {
             if value == 0 {
@@ -203,6 +247,7 @@ impl Config {
         if self.hash_concurrency == Some(0) {
             return Err(invalid("LATCHKEY_HASH_CONCURRENCY", "must be greater than 0"));
         }
+        self.trusted_proxies().map_err(|e| invalid("LATCHKEY_TRUSTED_PROXIES", e))?;
         if let Some(url) = &self.smtp_url {
             crate::mail::smtp::check_url(url).map_err(|e| invalid("LATCHKEY_SMTP_URL", e))?;
         }
@@ -230,6 +275,20 @@ impl Config {
     /// The database URL with any password replaced, for logs.
     pub fn redacted_database_url(&self) -> String {
         redact_password(&self.database_url)
+    }
+
+    /// `LATCHKEY_TRUSTED_PROXIES` parsed: each entry an address or a CIDR range.
+    pub fn trusted_proxies(&self) -> Result<Vec<ipnet::IpNet>, String> {
+        self.trusted_proxies
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(|p| {
+                p.parse::<ipnet::IpNet>()
+                    .or_else(|_| p.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| format!("{p:?} is not an IP address or CIDR range"))
+            })
+            .collect()
     }
 
     /// The SMTP URL with any password replaced, for logs.

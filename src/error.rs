@@ -76,6 +76,23 @@ pub enum ApiError {
     /// The request body is larger than the configured cap (`payload_too_large`).
     #[oai(status = 413, content_type = "application/problem+json")]
     PayloadTooLarge(Json<Problem>),
+    /// Too many requests (`rate_limited`): wait `Retry-After` seconds.
+    #[oai(status = 429, content_type = "application/problem+json")]
+    TooManyRequests(
+        Json<Problem>,
+        /// Seconds until the window resets.
+        #[oai(header = "Retry-After")]
+        String,
+        /// Requests allowed per window.
+        #[oai(header = "RateLimit-Limit")]
+        String,
+        /// Requests left in this window (0).
+        #[oai(header = "RateLimit-Remaining")]
+        String,
+        /// Seconds until the window resets.
+        #[oai(header = "RateLimit-Reset")]
+        String,
+    ),
     /// A field failed validation (`invalid_email`, `invalid_password`, `invalid_name`, `invalid_profile`); `errors` names each rule broken.
     #[oai(status = 422, content_type = "application/problem+json")]
     Unprocessable(Json<Problem>),
@@ -100,6 +117,22 @@ impl ApiError {
 
     pub fn forbidden(code: &str, detail: impl Into<String>) -> Self {
         Self::Forbidden(Json(Problem::new(StatusCode::FORBIDDEN, code, detail)))
+    }
+
+    /// A 429 with `Retry-After` and the `RateLimit-*` headers.
+    pub fn rate_limited(limited: crate::limits::Limited) -> Self {
+        let secs = limited.retry_after.as_secs().to_string();
+        Self::TooManyRequests(
+            Json(Problem::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                format!("Too many attempts; try again in {secs} seconds."),
+            )),
+            secs.clone(),
+            limited.limit.to_string(),
+            "0".into(),
+            secs,
+        )
     }
 
     pub fn not_found(code: &str, detail: impl Into<String>) -> Self {

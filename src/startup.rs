@@ -56,6 +56,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     };
     let hash_concurrency =
         config.hash_concurrency.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    let trusted_proxies = config.trusted_proxies().map_err(anyhow::Error::msg)?;
     Ok(AppState::new(State {
         config,
         db,
@@ -65,6 +66,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         hasher: PasswordHasher::new(hash_concurrency),
         verified: VerifiedTokens::new(4096),
         mail_queue: Arc::new(tokio::sync::Notify::new()),
+        trusted_proxies,
     }))
 }
 
@@ -80,6 +82,11 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     }
     let (mailer, mail_line) = mail::from_config(&config)?;
     tracing::info!("{mail_line}");
+    if !config.rate_limit_enabled {
+        tracing::warn!(
+            "!!! RATE LIMITS ARE OFF (LATCHKEY_RATE_LIMIT_ENABLED=false): only for load tests and benchmarks !!!"
+        );
+    }
     if !config.require_email_verification {
         tracing::warn!("email verification is OFF (LATCHKEY_REQUIRE_EMAIL_VERIFICATION=false)");
     }
@@ -96,6 +103,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     tracing::info!("issuer: {}", state.tokens.issuer);
     tracing::info!("listening on http://{addr} (Swagger UI at http://{addr}/docs)");
     Server::new_with_acceptor(acceptor)
+        .idle_timeout(Duration::from_secs(state.config.idle_timeout_secs))
+        .http2_max_header_list_size(16 * 1024)
         .run_with_graceful_shutdown(api::app(state), shutdown_signal(), Some(Duration::from_secs(10)))
         .await?;
     tracing::info!("stopped");

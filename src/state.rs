@@ -27,6 +27,8 @@ pub struct State {
     pub verified: VerifiedTokens,
     /// Woken after a request queues mail, so the worker sends it at once.
     pub mail_queue: Arc<Notify>,
+    /// Proxies whose forwarding headers name the client.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl AppState {

@@ -32,7 +32,7 @@ use load::{Client, Stats, once, request};
 use procs::CpuMeter;
 use report::{Report, Row};
 
-const PASSWORD: &str = "Bench1Password";
+const PASSWORD: &str = "Bench7Tortoise";
 
 #[derive(Debug, Parser)]
 #[command(name = "latchkey-bench", about = "Benchmark latchkey and print one table")]
@@ -49,7 +49,7 @@ struct Args {
     /// Concurrent clients per scenario.
     #[arg(long, default_value_t = 32)]
     clients: usize,
-    /// Run only these scenario groups: jwks, me, refresh, login, mix, pgbench.
+    /// Run only these scenario groups: jwks, me, refresh, login, mix, pgbench, enumeration.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Extra LATCHKEY_* settings for the server, as NAME=VALUE (for experiments).
@@ -194,16 +194,63 @@ async fn bench(args: Args) -> anyhow::Result<()> {
         }
         report.pgbench(pg::pgbench(db, n, duration, tmp.path())?);
     }
+    let timing = if args.runs("enumeration") {
+        // Unknown address vs wrong password, alternating, one at a time.
+        Some(login_timing(addr, &users[0], if args.smoke { 20 } else { 500 }).await?)
+    } else {
+        None
+    };
     report.idle_rss = idle_rss;
     report.peak_rss = procs::peak_rss_mib(pid);
     server.stop().await;
     drop(db);
 
     report.print();
+    if let Some(timing) = timing {
+        timing.print();
+    }
     if args.smoke {
         report.check_smoke()?;
     }
     Ok(())
+}
+
+/// Login latencies for unknown addresses and for wrong passwords.
+struct LoginTiming {
+    unknown: Vec<Duration>,
+    wrong: Vec<Duration>,
+}
+
+impl LoginTiming {
+    fn print(&self) {
+        fn line(name: &str, samples: &[Duration]) {
+            let mut sorted = samples.to_vec();
+            sorted.sort();
+            let at = |q: f64| sorted[((sorted.len() - 1) as f64 * q).round() as usize].as_secs_f64() * 1000.0;
+            println!("  {name:<16} median {:6.2} ms   p10 {:6.2} ms   p90 {:6.2} ms", at(0.5), at(0.1), at(0.9));
+        }
+        println!("\nlogin timing, {} attempts each, alternating, one at a time (401 every time):", self.unknown.len());
+        line("unknown address", &self.unknown);
+        line("wrong password", &self.wrong);
+    }
+}
+
+async fn login_timing(addr: SocketAddr, known: &str, attempts: usize) -> anyhow::Result<LoginTiming> {
+    let mut timing = LoginTiming { unknown: Vec::new(), wrong: Vec::new() };
+    for i in 0..attempts {
+        for (email, samples) in
+            [(format!("nobody-{i}@bench.invalid"), &mut timing.unknown), (known.to_string(), &mut timing.wrong)]
+        {
+            let body = format!(r#"{{"email":"{email}","password":"Wrong7Tortoise"}}"#);
+            let started = std::time::Instant::now();
+            let resp = once(addr, request("POST", "/v1/auth/login", Some(body), &[])).await?;
+            samples.push(started.elapsed());
+            if resp.status() != StatusCode::UNAUTHORIZED {
+                bail!("login timing: expected 401, got {}", resp.status());
+            }
+        }
+    }
+    Ok(timing)
 }
 
 async fn measure(addr: SocketAddr, pid: u32, clients: Vec<Box<dyn Client>>, duration: Duration) -> (Stats, (f64, f64)) {

@@ -4,6 +4,8 @@
 pub mod email_token;
 pub mod mail_outbox;
 pub mod profile;
+pub mod rate_limit;
+pub mod refresh_budget;
 pub mod refresh_token;
 pub mod security_event;
 pub mod session;

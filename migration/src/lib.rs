@@ -11,6 +11,7 @@ mod m20261126_000005_create_email_tokens;
 mod m20261126_000006_create_mail_outbox;
 mod m20261126_000007_rebuild_security_events;
 mod m20261126_000008_create_profiles;
+mod m20261126_000009_create_rate_limits;
 
 pub struct Migrator;
 
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000006_create_mail_outbox::Migration),
             Box::new(m20261126_000007_rebuild_security_events::Migration),
             Box::new(m20261126_000008_create_profiles::Migration),
+            Box::new(m20261126_000009_create_rate_limits::Migration),
         ]
     }
 }

@@ -2,10 +2,10 @@ use poem::Request;
 use poem_openapi::{ApiResponse, OpenApi, payload::Json};
 
 use super::{
-    ApiTags, BearerAuth, flow_error,
+    ApiTags, BearerAuth, client_info, flow_error,
     types::{
         Acknowledgement, ChangePasswordRequest, EmailRequest, LoginRequest, RefreshRequest, ResetPasswordRequest,
-        RevokeRequest, SignupRequest, TokenResponse, VerifyEmailRequest, client_info,
+        RevokeRequest, SignupRequest, TokenResponse, VerifyEmailRequest,
     },
 };
 use crate::{
@@ -110,6 +110,7 @@ impl AuthApi {
             Err(SignupError::Invalid { code, errors }) => {
                 Err(ApiError::unprocessable(code, "The request has invalid fields.", errors))
             }
+            Err(SignupError::RateLimited(limited)) => Err(ApiError::rate_limited(limited)),
             Err(SignupError::Internal(e)) => Err(ApiError::internal(e)),
         }
     }
@@ -134,9 +135,10 @@ impl AuthApi {
     async fn resend_verification(
         &self,
         state: Data<'_>,
+        req: &Request,
         body: Json<EmailRequest>,
     ) -> Result<AcceptedResponse, ApiError> {
-        verification::resend(&state, &body.0.email).await.map_err(flow_error)?;
+        verification::resend(&state, &body.0.email, &client_info(req)).await.map_err(flow_error)?;
         Ok(AcceptedResponse::new("If this address has an account waiting for verification, a new link is on its way."))
     }
 
@@ -145,8 +147,13 @@ impl AuthApi {
     /// Answers 202 whatever the address: a link (valid 1 h by default) is
     /// mailed only if it belongs to an account. Errors: 422 `invalid_email`.
     #[oai(path = "/password/forgot", method = "post", operation_id = "forgotPassword")]
-    async fn forgot_password(&self, state: Data<'_>, body: Json<EmailRequest>) -> Result<AcceptedResponse, ApiError> {
-        recovery::forgot(&state, &body.0.email).await.map_err(flow_error)?;
+    async fn forgot_password(
+        &self,
+        state: Data<'_>,
+        req: &Request,
+        body: Json<EmailRequest>,
+    ) -> Result<AcceptedResponse, ApiError> {
+        recovery::forgot(&state, &body.0.email, &client_info(req)).await.map_err(flow_error)?;
         Ok(AcceptedResponse::new("If this address has an account, a link to reset its password is on its way."))
     }
 
@@ -203,6 +210,7 @@ impl AuthApi {
             Err(LoginError::EmailNotVerified) => {
                 Err(ApiError::forbidden("email_not_verified", "Verify your email address before logging in."))
             }
+            Err(LoginError::RateLimited(limited)) => Err(ApiError::rate_limited(limited)),
             Err(LoginError::Internal(e)) => Err(ApiError::internal(e)),
         }
     }
@@ -231,6 +239,7 @@ impl AuthApi {
                 "refresh_token_reused",
                 "This refresh token was already used; the session has been revoked.",
             )),
+            Err(RefreshError::RateLimited(limited)) => Err(ApiError::rate_limited(limited)),
             Err(RefreshError::Internal(e)) => Err(ApiError::internal(e)),
         }
     }

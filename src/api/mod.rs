@@ -2,6 +2,7 @@
 //! use case and shape the reply; the `///` text here is the OpenAPI document.
 
 mod auth;
+mod client;
 mod discovery;
 mod health;
 mod security;
@@ -19,6 +20,7 @@ use crate::{
     store::email_tokens::Unusable,
 };
 
+pub use client::client_info;
 pub use security::BearerAuth;
 
 #[derive(Tags)]
@@ -148,6 +150,7 @@ pub(crate) fn flow_error(e: FlowError) -> ApiError {
             "reauthentication_required",
             "This account has no password: log in again, then retry within five minutes.",
         ),
+        FlowError::RateLimited(limited) => ApiError::rate_limited(limited),
         FlowError::SessionEnded => ApiError::unauthorized("invalid_token", "The session of this token has ended."),
         FlowError::Internal(e) => ApiError::internal(e),
     }

@@ -3,8 +3,8 @@ use poem_openapi::{ApiResponse, OpenApi, param::Path, payload::Json};
 use uuid::Uuid;
 
 use super::{
-    ApiTags, BearerAuth, flow_error,
-    types::{RevokedSessions, SessionList, client_info},
+    ApiTags, BearerAuth, client_info, flow_error,
+    types::{RevokedSessions, SessionList},
 };
 use crate::{AppState, error::ApiError, session::manage};
 

@@ -1,13 +1,12 @@
 //! Request and response bodies. Entities never appear here.
 
 use chrono::{DateTime, Utc};
-use poem::Request;
 use poem_openapi::{Enum, Object};
 use uuid::Uuid;
 
 use crate::{
     auth::{account, profile},
-    session::{ClientInfo, IssuedTokens, manage::SessionSummary},
+    session::{IssuedTokens, manage::SessionSummary},
     store::{events::Event, profiles},
 };
 
@@ -147,17 +146,6 @@ pub struct User {
 impl From<account::Account> for User {
     fn from(a: account::Account) -> Self {
         Self { id: a.id, email: a.email, email_verified: a.email_verified, name: a.name, created_at: a.created_at }
-    }
-}
-
-pub fn client_info(req: &Request) -> ClientInfo {
-    ClientInfo {
-        ip: req.remote_addr().as_socket_addr().map(|a| a.ip().to_string()),
-        user_agent: req
-            .headers()
-            .get(poem::http::header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .map(|ua| ua.chars().take(512).collect()),
     }
 }
 

@@ -3,8 +3,8 @@ use poem_openapi::{ApiResponse, OpenApi, param::Query, payload::Json};
 use uuid::Uuid;
 
 use super::{
-    ApiTags, BearerAuth, flow_error,
-    types::{DeleteAccountRequest, Profile, ProfileRequest, SecurityEventPage, User, client_info},
+    ApiTags, BearerAuth, client_info, flow_error,
+    types::{DeleteAccountRequest, Profile, ProfileRequest, SecurityEventPage, User},
 };
 use crate::{
     AppState,

@@ -6,6 +6,8 @@ use super::validate;
 use crate::{
     AppState,
     error::FieldError,
+    limits::{self, Rule},
+    session::ClientInfo,
     store::{
         email_tokens::Unusable,
         outbox::{self, MailKind},
@@ -25,6 +27,8 @@ pub enum FlowError {
     /// The account has no password and the session's login is not recent.
     #[error("a recent login is required")]
     ReauthenticationRequired,
+    #[error("rate limited")]
+    RateLimited(crate::limits::Limited),
     /// The access token's session has ended.
     #[error("session ended")]
     SessionEnded,
@@ -48,8 +52,17 @@ pub(crate) fn invalid_password(errors: Vec<FieldError>) -> FlowError {
 
 /// Queues a `kind` mail about whatever account `email` has, if any: the mail
 /// worker decides, so the request does the same work for every address.
-pub(crate) async fn queue_for_address(state: &AppState, kind: MailKind, email: &str) -> Result<(), FlowError> {
+pub(crate) async fn queue_for_address(
+    state: &AppState,
+    kind: MailKind,
+    email: &str,
+    client: &ClientInfo,
+) -> Result<(), FlowError> {
     let email = validate::email(email).map_err(invalid_email)?;
+    // Per address first: a flood aimed at one inbox stops there whatever its source.
+    limits::hit(state, Rule::MailPerAddress, &email.key).await?.map_err(FlowError::RateLimited)?;
+    let ip = client.ip.as_deref().unwrap_or("unknown");
+    limits::hit(state, Rule::MailPerIp, ip).await?.map_err(FlowError::RateLimited)?;
     outbox::enqueue(&state.db, kind, &email.key, Utc::now()).await?;
     state.mail_queue.notify_one();
     Ok(())

@@ -25,8 +25,8 @@ use crate::{
 };
 
 /// Queues a reset link for `email`; it is sent only if the address has an account.
-pub async fn forgot(state: &AppState, email: &str) -> Result<(), FlowError> {
-    queue_for_address(state, MailKind::PasswordReset, email).await
+pub async fn forgot(state: &AppState, email: &str, client: &ClientInfo) -> Result<(), FlowError> {
+    queue_for_address(state, MailKind::PasswordReset, email, client).await
 }
 
 /// Sets a new password with a reset link: the link is used up, every session
@@ -40,9 +40,10 @@ pub async fn reset(
     client: ClientInfo,
 ) -> Result<(), FlowError> {
     let token = LinkToken::parse(Purpose::ResetPassword, token).ok_or(FlowError::Token(Unusable::Unknown))?;
-    validate::password(new_password.expose()).map_err(invalid_password)?;
     // Check before the costly hash; `consume` below re-checks atomically.
-    email_tokens::check(&state.db, &token, Utc::now()).await?.map_err(FlowError::Token)?;
+    let owner = email_tokens::check(&state.db, &token, Utc::now()).await?.map_err(FlowError::Token)?;
+    let owner = users::find_by_id(&state.db, owner).await?.ok_or(FlowError::Token(Unusable::Unknown))?;
+    validate::password(new_password.expose(), &personal(&owner)).map_err(invalid_password)?;
     let hash = state.hasher.hash(new_password).await?;
 
     let now = Utc::now();
@@ -75,7 +76,7 @@ pub async fn change(
     if !state.hasher.verify(current, user.password_hash.clone()).await? {
         return Err(FlowError::WrongPassword);
     }
-    validate::password(new_password.expose()).map_err(invalid_password)?;
+    validate::password(new_password.expose(), &personal(&user)).map_err(invalid_password)?;
     let hash = state.hasher.hash(new_password).await?;
 
     let now = Utc::now();
@@ -91,4 +92,9 @@ pub async fn change(
     state.mail_queue.notify_one();
     tracing::info!(user_id = %user.id, sessions_ended = ended, "password changed");
     Ok(())
+}
+
+/// What a guesser would build a password from for this account.
+fn personal(user: &entity::user::Model) -> [&str; 2] {
+    [user.email.as_str(), user.name.as_deref().unwrap_or_default()]
 }

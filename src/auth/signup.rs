@@ -25,6 +25,8 @@ pub enum SignupError {
     /// A field broke a rule; `code` names the first field's problem.
     #[error("invalid input")]
     Invalid { code: &'static str, errors: Vec<FieldError> },
+    #[error("rate limited")]
+    RateLimited(crate::limits::Limited),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -44,11 +46,14 @@ impl From<sea_orm::DbErr> for SignupError {
 pub async fn signup(state: &AppState, input: SignupInput, client: &ClientInfo) -> Result<(), SignupError> {
     let email =
         validate::email(&input.email).map_err(|e| SignupError::Invalid { code: "invalid_email", errors: vec![e] })?;
-    validate::password(input.password.expose())
-        .map_err(|errors| SignupError::Invalid { code: "invalid_password", errors })?;
     let name = validate::name(input.name.as_deref())
         .map_err(|e| SignupError::Invalid { code: "invalid_name", errors: vec![e] })?;
+    let context = [email.email.as_str(), name.as_deref().unwrap_or_default()];
+    validate::password(input.password.expose(), &context)
+        .map_err(|errors| SignupError::Invalid { code: "invalid_password", errors })?;
 
+    let ip = client.ip.as_deref().unwrap_or("unknown");
+    crate::limits::hit(state, crate::limits::Rule::SignupPerIp, ip).await?.map_err(SignupError::RateLimited)?;
     let password_hash = state.hasher.hash(&input.password).await?;
     let now = Utc::now();
     let require_verification = state.config.require_email_verification;

@@ -49,8 +49,13 @@ pub fn email(raw: &str) -> Result<Email, FieldError> {
     Ok(Email { key: normalised.to_lowercase(), email: normalised })
 }
 
-/// The password rules; every rule broken is listed.
-pub fn password(raw: &str) -> Result<(), Vec<FieldError>> {
+/// The lowest zxcvbn score accepted (0–4; 3 is "safely unguessable: moderate
+/// protection from offline slow-hash scenarios").
+pub const MIN_PASSWORD_SCORE: u8 = 3;
+
+/// The password rules; every rule broken is listed. `context` holds what an
+/// attacker would try first for this account (the address, the name).
+pub fn password(raw: &str, context: &[&str]) -> Result<(), Vec<FieldError>> {
     let chars = raw.chars().count();
     if chars > MAX_PASSWORD_CHARS {
         // Never truncated: longer passwords are refused outright.
@@ -72,7 +77,30 @@ pub fn password(raw: &str) -> Result<(), Vec<FieldError>> {
     if raw.chars().any(char::is_control) {
         broken.push(rule("password", "invalid_characters", "A password cannot contain control characters."));
     }
+    // Only then the costlier check: is it a common password, a dictionary
+    // word with a digit tacked on, a keyboard walk, or built from the
+    // account's own address or name? zxcvbn's bundled dictionaries decide.
+    if broken.is_empty() && u8::from(zxcvbn::zxcvbn(raw, &guessable_words(context)).score()) < MIN_PASSWORD_SCORE {
+        broken.push(rule(
+            "password",
+            "too_common",
+            "This password is too easy to guess: avoid common passwords, names and words with a digit added.",
+        ));
+    }
     if broken.is_empty() { Ok(()) } else { Err(broken) }
+}
+
+/// The words of an address or name a guesser would try: `ada.lovelace@x.org`
+/// gives `ada.lovelace`, `ada`, `lovelace`, `x`, `org`.
+fn guessable_words<'a>(context: &[&'a str]) -> Vec<&'a str> {
+    let mut words = Vec::new();
+    for input in context {
+        if let Some((local, _)) = input.split_once('@') {
+            words.push(local);
+        }
+        words.extend(input.split(|c: char| !c.is_alphanumeric()).filter(|w| w.chars().count() >= 3));
+    }
+    words
 }
 
 /// An optional display name: trimmed, at most 100 characters, no control characters.
@@ -110,10 +138,21 @@ mod tests {
 
     #[test]
     fn names_every_broken_password_rule() {
-        let rules: Vec<_> = password("abc").unwrap_err().into_iter().map(|e| e.rule).collect();
+        let rules: Vec<_> = password("abc", &[]).unwrap_err().into_iter().map(|e| e.rule).collect();
         assert_eq!(rules, ["too_short", "missing_uppercase", "missing_digit"]);
-        assert!(password("Correct1Horse").is_ok());
-        assert!(password("Ünïcødé9pässwörd").is_ok());
-        assert_eq!(password(&"Aa1".repeat(50)).unwrap_err()[0].rule, "too_long");
+        assert!(password("Correct1Horse", &[]).is_ok());
+        assert!(password("Ünïcødé9pässwörd", &[]).is_ok());
+        assert_eq!(password(&"Aa1".repeat(50), &[]).unwrap_err()[0].rule, "too_long");
+    }
+
+    #[test]
+    fn common_and_personal_passwords_are_too_common() {
+        for weak in ["Password1", "Qwerty123", "Welcome2024", "Iloveyou1", "Abcd1234"] {
+            assert_eq!(password(weak, &[]).unwrap_err()[0].rule, "too_common", "{weak}");
+        }
+        // Strong in general, weak for the account it is built from.
+        assert!(password("Quixotic7Zephyr", &[]).is_ok());
+        let own = ["quixotic7zephyr@example.com", "Quixotic Zephyr"];
+        assert_eq!(password("Quixotic7Zephyr", &own).unwrap_err()[0].rule, "too_common");
     }
 }

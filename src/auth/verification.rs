@@ -6,6 +6,7 @@ use sea_orm::TransactionTrait;
 use super::flow::{FlowError, queue_for_address};
 use crate::{
     AppState,
+    session::ClientInfo,
     store::{
         email_tokens::{self, Unusable},
         events,
@@ -31,6 +32,6 @@ pub async fn verify_email(state: &AppState, token: &str) -> Result<(), FlowError
 
 /// Queues a new verification link for `email`; it is sent only if the
 /// address has an account that is not verified yet.
-pub async fn resend(state: &AppState, email: &str) -> Result<(), FlowError> {
-    queue_for_address(state, MailKind::VerifyEmail, email).await
+pub async fn resend(state: &AppState, email: &str, client: &ClientInfo) -> Result<(), FlowError> {
+    queue_for_address(state, MailKind::VerifyEmail, email, client).await
 }

@@ -48,6 +48,8 @@ pub enum RefreshError {
     Invalid,
     #[error("refresh token reused; session revoked")]
     Reused,
+    #[error("rate limited")]
+    RateLimited(crate::limits::Limited),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -96,6 +98,7 @@ pub async fn refresh(state: &AppState, presented: &str, client: &ClientInfo) -> 
     let presented = RefreshToken::parse(presented).ok_or(RefreshError::Invalid)?;
     let successor = presented.successor(&state.refresh_secret);
     let (presented_hash, successor_hash) = (presented.hash(), successor.hash());
+    crate::limits::hit_refresh(state, &presented_hash).await?.map_err(RefreshError::RateLimited)?;
     let now = Utc::now();
     let rotation = Rotation {
         presented: &presented_hash,

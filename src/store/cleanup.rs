@@ -30,7 +30,8 @@ pub async fn purge_expired(db: &impl ConnectionTrait, now: DateTime<Utc>) -> Res
         .exec(db)
         .await?
         .rows_affected;
-    Ok(tokens + sessions + links)
+    let windows = super::rate_limits::purge(db, now - chrono::Duration::days(1)).await?;
+    Ok(tokens + sessions + links + windows)
 }
 
 /// Runs `purge_expired` every `every`, for as long as the server runs.

@@ -6,6 +6,7 @@ pub mod email_tokens;
 pub mod events;
 pub mod outbox;
 pub mod profiles;
+pub mod rate_limits;
 pub mod rotation;
 pub mod sessions;
 pub mod users;

@@ -144,6 +144,14 @@ async fn start(shared: Arc<Shared>, extra: Vec<(String, String)>) -> TestApp {
         ("LATCHKEY_KEYS_RELOAD_MS".into(), "100".into()),
         ("LATCHKEY_DB_MAX_CONNECTIONS".into(), "8".into()),
         ("LATCHKEY_LOG".into(), "info,sqlx=warn".into()),
+        // Tests sign many users up from 127.0.0.1: the per-IP and per-session
+        // budgets are raised, not removed, so every check still runs. The
+        // per-account login limit keeps its default of 5.
+        ("LATCHKEY_RATE_LIMIT_LOGIN_PER_IP".into(), "10000".into()),
+        ("LATCHKEY_RATE_LIMIT_SIGNUP_PER_IP".into(), "10000".into()),
+        ("LATCHKEY_RATE_LIMIT_MAIL_PER_IP".into(), "10000".into()),
+        ("LATCHKEY_RATE_LIMIT_MAIL_PER_ADDRESS".into(), "100".into()),
+        ("LATCHKEY_RATE_LIMIT_REFRESH_PER_SESSION".into(), "100000".into()),
     ];
     for (k, v) in extra {
         env.retain(|(key, _)| *key != k);

@@ -4,6 +4,7 @@ mod helpers;
 mod smtp;
 mod tools;
 
+mod abuse;
 mod account;
 mod bad_input;
 mod cli;

@@ -32,12 +32,12 @@ async fn signup_answers_identically_for_new_and_existing_addresses() {
     let app = spawn_app().await;
     let first = app.signup("grace@example.com", PASSWORD).await;
     let (status, body) = (first.status(), first.text().await.unwrap());
-    let again = app.signup("GRACE@example.com", "Another1Password").await;
+    let again = app.signup("GRACE@example.com", "Another7Tortoise").await;
     assert_eq!(again.status(), status);
     assert_eq!(again.text().await.unwrap(), body);
     // The original password still works; the second signup changed nothing.
     assert_eq!(app.login("grace@example.com", PASSWORD).await.status(), 200);
-    assert_eq!(app.login("grace@example.com", "Another1Password").await.status(), 401);
+    assert_eq!(app.login("grace@example.com", "Another7Tortoise").await.status(), 401);
 }
 
 #[tokio::test]
