@@ -122,7 +122,7 @@ pub struct Config {
     /// Peers whose `Forwarded`/`X-Forwarded-For` headers are believed:
     /// comma-separated addresses or CIDR ranges. Empty: the socket peer is the client.
     pub trusted_proxies: String,
-    /// Connections with no traffic for this long are closed.
+    /// A connection that reads and writes nothing for this long is dropped.
     pub idle_timeout_secs: u64,
 }
 

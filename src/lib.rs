@@ -11,6 +11,7 @@ pub mod config;
 pub mod error;
 pub mod limits;
 pub mod mail;
+pub mod net;
 pub mod secret;
 pub mod session;
 pub mod startup;

@@ -12,7 +12,7 @@ use poem::{
 use crate::{
     AppState, Config, api,
     auth::PasswordHasher,
-    mail,
+    mail, net,
     state::State,
     store,
     token::{
@@ -99,11 +99,11 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     mail::worker::spawn(state.clone(), mailer);
 
     let acceptor = TcpListener::bind(bind).into_acceptor().await.with_context(|| format!("binding {bind}"))?;
+    let acceptor = net::IdleTimeoutAcceptor::new(acceptor, Duration::from_secs(state.config.idle_timeout_secs));
     let addr = acceptor.local_addr().first().and_then(|a| a.as_socket_addr().copied()).unwrap_or(bind);
     tracing::info!("issuer: {}", state.tokens.issuer);
     tracing::info!("listening on http://{addr} (Swagger UI at http://{addr}/docs)");
     Server::new_with_acceptor(acceptor)
-        .idle_timeout(Duration::from_secs(state.config.idle_timeout_secs))
         .http2_max_header_list_size(16 * 1024)
         .run_with_graceful_shutdown(api::app(state), shutdown_signal(), Some(Duration::from_secs(10)))
         .await?;

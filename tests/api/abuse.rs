@@ -211,3 +211,17 @@ async fn oversized_headers_are_refused() {
     }
     assert_eq!(request.send().await.unwrap().status(), 431);
 }
+
+#[tokio::test]
+async fn a_client_that_stops_sending_is_disconnected() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_with(Options::default().env("LATCHKEY_IDLE_TIMEOUT_SECS", 1)).await;
+    let addr = app.base.trim_start_matches("http://").to_string();
+    let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    // Half a request, then silence (slowloris).
+    stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: latchkey\r\n").await.unwrap();
+    let mut buf = [0u8; 64];
+    let read = tokio::time::timeout(std::time::Duration::from_secs(10), stream.read(&mut buf)).await;
+    let closed = matches!(read, Ok(Ok(0)) | Ok(Err(_)));
+    assert!(closed, "the server closed the idle connection within 10 s: {read:?}");
+}

@@ -1,0 +1,121 @@
+//! Connection-level protection: a connection that makes no progress for the
+//! idle timeout — no byte read, none written — fails with `TimedOut`, which
+//! makes hyper drop it. That covers keep-alive connections left open, and a
+//! client that sends half a request and then stalls (slowloris), which
+//! poem's own idle timeout does not end: it asks hyper for a graceful
+//! shutdown, and hyper waits for the half-read request forever.
+
+use std::{
+    io,
+    pin::Pin,
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use poem::{
+    listener::Acceptor,
+    web::{LocalAddr, RemoteAddr},
+};
+use tokio::{
+    io::{AsyncRead, AsyncWrite, ReadBuf},
+    time::{Instant, Sleep},
+};
+
+/// Wraps every accepted connection in an [`IdleIo`].
+pub struct IdleTimeoutAcceptor<A> {
+    inner: A,
+    timeout: Duration,
+}
+
+impl<A> IdleTimeoutAcceptor<A> {
+    pub fn new(inner: A, timeout: Duration) -> Self {
+        Self { inner, timeout }
+    }
+}
+
+impl<A: Acceptor> Acceptor for IdleTimeoutAcceptor<A> {
+    type Io = IdleIo<A::Io>;
+
+    fn local_addr(&self) -> Vec<LocalAddr> {
+        self.inner.local_addr()
+    }
+
+    async fn accept(&mut self) -> io::Result<(Self::Io, LocalAddr, RemoteAddr, poem::http::uri::Scheme)> {
+        let (io, local, remote, scheme) = self.inner.accept().await?;
+        Ok((IdleIo::new(io, self.timeout), local, remote, scheme))
+    }
+}
+
+/// An IO stream whose reads and writes fail once it has made no progress
+/// for `timeout`.
+pub struct IdleIo<T> {
+    inner: T,
+    timeout: Duration,
+    /// Moved only when it fires (not on every read): the hot path just
+    /// records the time of the last progress.
+    deadline: Pin<Box<Sleep>>,
+    last_progress: Instant,
+}
+
+impl<T> IdleIo<T> {
+    fn new(inner: T, timeout: Duration) -> Self {
+        Self { inner, timeout, deadline: Box::pin(tokio::time::sleep(timeout)), last_progress: Instant::now() }
+    }
+
+    fn progressed(&mut self) {
+        self.last_progress = Instant::now();
+    }
+
+    /// On `Pending`, whether the connection has been idle too long; if not,
+    /// the deadline is moved to `timeout` after the last progress.
+    fn expired(&mut self, cx: &mut Context<'_>) -> bool {
+        while self.deadline.as_mut().poll(cx).is_ready() {
+            let due = self.last_progress + self.timeout;
+            if due <= Instant::now() {
+                return true;
+            }
+            self.deadline.as_mut().reset(due);
+        }
+        false
+    }
+}
+
+fn timed_out() -> io::Error {
+    io::Error::new(io::ErrorKind::TimedOut, "connection idle for too long")
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for IdleIo<T> {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.inner).poll_read(cx, buf) {
+            Poll::Ready(result) => {
+                this.progressed();
+                Poll::Ready(result)
+            }
+            Poll::Pending if this.expired(cx) => Poll::Ready(Err(timed_out())),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for IdleIo<T> {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.inner).poll_write(cx, data) {
+            Poll::Ready(result) => {
+                this.progressed();
+                Poll::Ready(result)
+            }
+            Poll::Pending if this.expired(cx) => Poll::Ready(Err(timed_out())),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
