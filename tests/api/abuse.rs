@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::{Options, PASSWORD, TestApp, assert_problem, spawn_with};
+use crate::helpers::{Options, PASSWORD, TestApp, assert_problem, response_shape as shape, spawn_with};
 
 fn address() -> String {
     format!("user-{}@example.com", uuid::Uuid::new_v4().simple())
@@ -167,16 +167,6 @@ async fn login_failures_are_byte_identical_for_unknown_users_and_wrong_passwords
     let app = spawn_with(Options::default()).await;
     let known = address();
     assert_eq!(app.signup(&known, PASSWORD).await.status(), 202);
-    let shape = |resp: reqwest::Response| async move {
-        let mut headers: Vec<(String, String)> = resp
-            .headers()
-            .iter()
-            .filter(|(n, _)| *n != "date")
-            .map(|(n, v)| (n.to_string(), v.to_str().unwrap().to_string()))
-            .collect();
-        headers.sort();
-        (resp.status(), headers, resp.bytes().await.unwrap())
-    };
     let wrong = shape(app.login(&known, "Wrong7Tortoise").await).await;
     let unknown = shape(app.login(&address(), "Wrong7Tortoise").await).await;
     assert_eq!(wrong, unknown);

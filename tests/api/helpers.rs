@@ -343,6 +343,20 @@ pub async fn assert_problem(resp: reqwest::Response, status: u16, code: &str) ->
     body
 }
 
+/// Status, headers (sorted, all but `date`) and body of a response: two
+/// answers that must not differ compare equal on this.
+pub async fn response_shape(resp: reqwest::Response) -> (u16, Vec<(String, String)>, bytes::Bytes) {
+    let status = resp.status().as_u16();
+    let mut headers: Vec<_> = resp
+        .headers()
+        .iter()
+        .filter(|(name, _)| *name != "date")
+        .map(|(name, value)| (name.to_string(), value.to_str().unwrap().to_string()))
+        .collect();
+    headers.sort();
+    (status, headers, resp.bytes().await.unwrap())
+}
+
 /// Runs an async test body on both backends.
 #[macro_export]
 macro_rules! on_both_backends {

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::{
-    helpers::{Backend, Options, PASSWORD, TestApp, assert_problem, spawn_with},
+    helpers::{Backend, Options, PASSWORD, TestApp, assert_problem, response_shape as shape, spawn_with},
     on_both_backends,
     smtp::{SmtpServer, free_port},
 };
@@ -101,19 +101,6 @@ async fn wait_until_sent(app: &TestApp) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("mail left in the outbox: {}", app.sql("SELECT kind, attempts, last_error FROM mail_outbox"));
-}
-
-/// Everything but `date` of a response, for comparing two answers.
-async fn shape(resp: reqwest::Response) -> (u16, Vec<(String, String)>, String) {
-    let status = resp.status().as_u16();
-    let mut headers: Vec<_> = resp
-        .headers()
-        .iter()
-        .filter(|(name, _)| *name != "date")
-        .map(|(name, value)| (name.to_string(), value.to_str().unwrap().to_string()))
-        .collect();
-    headers.sort();
-    (status, headers, resp.text().await.unwrap())
 }
 
 #[tokio::test]
