@@ -24,6 +24,9 @@ pub trait Client: Send + 'static {
 /// What a group of clients achieved.
 pub struct Stats {
     pub requests: u64,
+    /// Sent within the window but answered (successfully) after it: not in
+    /// `requests` or the rates, but proof that the scenario's requests work.
+    pub late: u64,
     pub errors: u64,
     pub first_error: Option<String>,
     pub elapsed: Duration,
@@ -54,10 +57,11 @@ pub async fn run(addr: SocketAddr, clients: Vec<Box<dyn Client>>, duration: Dura
     let deadline = start + duration;
     let tasks: Vec<_> = clients.into_iter().map(|client| tokio::spawn(drive(addr, client, deadline))).collect();
     let mut total =
-        Stats { requests: 0, errors: 0, first_error: None, elapsed: Duration::ZERO, latency_us: histogram() };
+        Stats { requests: 0, late: 0, errors: 0, first_error: None, elapsed: Duration::ZERO, latency_us: histogram() };
     for task in tasks {
         let stats = task.await.expect("client task");
         total.requests += stats.requests;
+        total.late += stats.late;
         total.errors += stats.errors;
         total.first_error = total.first_error.or(stats.first_error);
         total.latency_us.add(&stats.latency_us).expect("same bounds");
@@ -76,7 +80,7 @@ async fn connect(addr: SocketAddr) -> Result<http1::SendRequest<Full<Bytes>>, St
 
 async fn drive(addr: SocketAddr, mut client: Box<dyn Client>, deadline: Instant) -> Stats {
     let mut stats =
-        Stats { requests: 0, errors: 0, first_error: None, elapsed: Duration::ZERO, latency_us: histogram() };
+        Stats { requests: 0, late: 0, errors: 0, first_error: None, elapsed: Duration::ZERO, latency_us: histogram() };
     let fail = |stats: &mut Stats, message: String| {
         stats.errors += 1;
         stats.first_error.get_or_insert(message);
@@ -106,7 +110,13 @@ async fn drive(addr: SocketAddr, mut client: Box<dyn Client>, deadline: Instant)
         .await;
         let took = sent.elapsed();
         if Instant::now() > deadline {
-            break; // answered after the end: not counted
+            // Answered after the end: not counted in the rates.
+            if let Ok((status, body)) = &outcome
+                && client.response(*status, body).is_ok()
+            {
+                stats.late += 1;
+            }
+            break;
         }
         match outcome {
             Ok((status, body)) => {
