@@ -124,6 +124,19 @@ pub struct Config {
     pub trusted_proxies: String,
     /// A connection that reads and writes nothing for this long is dropped.
     pub idle_timeout_secs: u64,
+    /// Sign in with Google: the OAuth client of the Google Cloud project.
+    /// Unset: the Google endpoints answer 404 `provider_not_configured`.
+    pub google_client_id: Option<String>,
+    pub google_client_secret: Option<String>,
+    /// The OpenID issuer; endpoints and keys come from its
+    /// `/.well-known/openid-configuration`, so any OpenID provider works.
+    pub google_issuer: String,
+    /// The callback URL registered at the provider; defaults to
+    /// `<issuer>/v1/auth/oauth/google/callback`.
+    pub google_redirect_uri: Option<String>,
+    /// Where a sign-in may send the browser back to, besides anywhere under
+    /// `app_url`: comma-separated URL prefixes (same origin, path under).
+    pub redirect_allow_list: String,
 }
 
 impl Default for Config {
@@ -170,6 +183,11 @@ impl Default for Config {
             rate_limit_refresh_window_secs: 60,
             trusted_proxies: String::new(),
             idle_timeout_secs: 30,
+            google_client_id: None,
+            google_client_secret: None,
+            google_issuer: "https://accounts.google.com".into(),
+            google_redirect_uri: None,
+            redirect_allow_list: String::new(),
         }
     }
 }
@@ -254,6 +272,20 @@ impl Config {
         if self.mail_from.parse::<lettre::message::Mailbox>().is_err() {
             return Err(invalid("LATCHKEY_MAIL_FROM", format!("{:?} is not a mail address", self.mail_from)));
         }
+        match (&self.google_client_id, &self.google_client_secret) {
+            (Some(_), None) => {
+                return Err(invalid("LATCHKEY_GOOGLE_CLIENT_SECRET", "is required with LATCHKEY_GOOGLE_CLIENT_ID"));
+            }
+            (None, Some(_)) => {
+                return Err(invalid("LATCHKEY_GOOGLE_CLIENT_ID", "is required with LATCHKEY_GOOGLE_CLIENT_SECRET"));
+            }
+            _ => {}
+        }
+        check_http_url("LATCHKEY_GOOGLE_ISSUER", &self.google_issuer)?;
+        if let Some(uri) = &self.google_redirect_uri {
+            check_http_url("LATCHKEY_GOOGLE_REDIRECT_URI", uri)?;
+        }
+        self.redirect_allow_list().map_err(|e| invalid("LATCHKEY_REDIRECT_ALLOW_LIST", e))?;
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log) {
             return Err(invalid("LATCHKEY_LOG", e.to_string()));
         }
@@ -289,6 +321,19 @@ impl Config {
                     .map_err(|_| format!("{p:?} is not an IP address or CIDR range"))
             })
             .collect()
+    }
+
+    /// Where a sign-in may return to: `app_url` and `LATCHKEY_REDIRECT_ALLOW_LIST`.
+    pub fn redirect_allow_list(&self) -> Result<crate::oauth::redirect::AllowList, String> {
+        crate::oauth::redirect::AllowList::new(&self.app_url, &self.redirect_allow_list)
+    }
+
+    /// The callback URL registered at Google (or the configured OpenID provider).
+    pub fn google_redirect_uri(&self) -> String {
+        match &self.google_redirect_uri {
+            Some(uri) => uri.clone(),
+            None => format!("{}/v1/auth/oauth/google/callback", self.issuer()),
+        }
     }
 
     /// The SMTP URL with any password replaced, for logs.

@@ -12,6 +12,7 @@ pub mod error;
 pub mod limits;
 pub mod mail;
 pub mod net;
+pub mod oauth;
 pub mod secret;
 pub mod session;
 pub mod startup;

@@ -13,6 +13,7 @@ use crate::{
     AppState, Config, api,
     auth::PasswordHasher,
     mail, net,
+    oauth::provider::OidcProvider,
     state::State,
     store,
     token::{
@@ -57,6 +58,15 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     let hash_concurrency =
         config.hash_concurrency.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
     let trusted_proxies = config.trusted_proxies().map_err(anyhow::Error::msg)?;
+    let redirects = config.redirect_allow_list().map_err(anyhow::Error::msg)?;
+    let google = OidcProvider::google(&config)?;
+    if google.is_some() {
+        tracing::info!(
+            "sign in with Google: issuer {}, callback {}",
+            config.google_issuer,
+            config.google_redirect_uri()
+        );
+    }
     Ok(AppState::new(State {
         config,
         db,
@@ -67,6 +77,8 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         verified: VerifiedTokens::new(4096),
         mail_queue: Arc::new(tokio::sync::Notify::new()),
         trusted_proxies,
+        google,
+        redirects,
     }))
 }
 

@@ -29,6 +29,10 @@ pub struct State {
     pub mail_queue: Arc<Notify>,
     /// Proxies whose forwarding headers name the client.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Sign in with Google (or the configured OpenID provider), when configured.
+    pub google: Option<crate::oauth::provider::OidcProvider>,
+    /// Where a provider sign-in may send the browser back to.
+    pub redirects: crate::oauth::redirect::AllowList,
 }
 
 impl AppState {

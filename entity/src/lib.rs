@@ -2,7 +2,10 @@
 //! layer never sees them.
 
 pub mod email_token;
+pub mod identity;
 pub mod mail_outbox;
+pub mod oauth_login_code;
+pub mod oauth_state;
 pub mod profile;
 pub mod rate_limit;
 pub mod refresh_budget;

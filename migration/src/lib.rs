@@ -12,6 +12,7 @@ mod m20261126_000006_create_mail_outbox;
 mod m20261126_000007_rebuild_security_events;
 mod m20261126_000008_create_profiles;
 mod m20261126_000009_create_rate_limits;
+mod m20261126_000010_create_oauth;
 
 pub struct Migrator;
 
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000007_rebuild_security_events::Migration),
             Box::new(m20261126_000008_create_profiles::Migration),
             Box::new(m20261126_000009_create_rate_limits::Migration),
+            Box::new(m20261126_000010_create_oauth::Migration),
         ]
     }
 }

@@ -5,6 +5,7 @@ mod auth;
 mod client;
 mod discovery;
 mod health;
+mod oauth;
 mod security;
 mod sessions;
 mod types;
@@ -37,12 +38,26 @@ pub enum ApiTags {
     Health,
 }
 
-type Apis = (auth::AuthApi, users::UsersApi, sessions::SessionsApi, discovery::DiscoveryApi, health::HealthApi);
+type Apis = (
+    auth::AuthApi,
+    oauth::OAuthApi,
+    users::UsersApi,
+    sessions::SessionsApi,
+    discovery::DiscoveryApi,
+    health::HealthApi,
+);
 
 /// The OpenAPI service. Needs no database: the spec can be generated anywhere.
 pub fn service() -> OpenApiService<Apis, ()> {
     OpenApiService::new(
-        (auth::AuthApi, users::UsersApi, sessions::SessionsApi, discovery::DiscoveryApi, health::HealthApi),
+        (
+            auth::AuthApi,
+            oauth::OAuthApi,
+            users::UsersApi,
+            sessions::SessionsApi,
+            discovery::DiscoveryApi,
+            health::HealthApi,
+        ),
         "latchkey",
         env!("CARGO_PKG_VERSION"),
     )

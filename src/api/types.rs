@@ -127,6 +127,22 @@ impl From<IssuedTokens> for TokenResponse {
     }
 }
 
+/// A login code from a provider sign-in.
+#[derive(Debug, Object)]
+pub struct OAuthExchangeRequest {
+    /// The `code` query parameter the browser came back with (`lk_oc_…`).
+    pub code: String,
+}
+
+/// A token response after a provider sign-in.
+#[derive(Debug, Object)]
+pub struct OAuthTokenResponse {
+    #[oai(flatten)]
+    pub tokens: TokenResponse,
+    /// True when this sign-in created the account.
+    pub is_new_user: bool,
+}
+
 /// The signed-in user.
 #[derive(Debug, Object)]
 pub struct User {

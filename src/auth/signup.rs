@@ -59,7 +59,8 @@ pub async fn signup(state: &AppState, input: SignupInput, client: &ClientInfo) -
     let require_verification = state.config.require_email_verification;
     let verified_at = (!require_verification).then_some(now);
     let email_key = email.key.clone();
-    let new = NewUser { email: email.email, email_key: email.key, password_hash, name, verified_at };
+    let new =
+        NewUser { email: email.email, email_key: email.key, password_hash: Some(password_hash), name, verified_at };
     let txn = state.db.begin().await?;
     let mail = match users::insert(&txn, new, now).await? {
         Inserted::Created(id) => {

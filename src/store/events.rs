@@ -72,4 +72,10 @@ pub mod kind {
     pub const PASSWORD_RESET: &str = "password_reset";
     pub const PASSWORD_CHANGED: &str = "password_changed";
     pub const ACCOUNT_DELETED: &str = "account_deleted";
+    /// A provider account (Google) was linked to this account.
+    pub const IDENTITY_LINKED: &str = "identity_linked";
+    /// Linking a provider account to a never-verified account removed its password.
+    pub const PASSWORD_REMOVED: &str = "password_removed";
+    /// A provider login code came back after it had been used; its session was revoked.
+    pub const LOGIN_CODE_REUSED: &str = "login_code_reused";
 }

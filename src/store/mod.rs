@@ -4,6 +4,7 @@
 pub mod cleanup;
 pub mod email_tokens;
 pub mod events;
+pub mod oauth;
 pub mod outbox;
 pub mod profiles;
 pub mod rate_limits;

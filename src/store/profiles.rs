@@ -22,6 +22,12 @@ pub async fn exists(db: &impl ConnectionTrait, user_id: Uuid) -> Result<bool, Db
     Ok(profile::Entity::find_by_id(user_id).count(db).await? > 0)
 }
 
+/// Removes the profile, if there is one.
+pub async fn delete(db: &impl ConnectionTrait, user_id: Uuid) -> Result<(), DbErr> {
+    profile::Entity::delete_by_id(user_id).exec(db).await?;
+    Ok(())
+}
+
 /// Creates or replaces the profile; returns it as stored. One statement, so
 /// two concurrent saves cannot both try to create it.
 pub async fn save(

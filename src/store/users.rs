@@ -11,7 +11,8 @@ use uuid::Uuid;
 pub struct NewUser {
     pub email: String,
     pub email_key: String,
-    pub password_hash: String,
+    /// `None` for an account that signs in only through a provider.
+    pub password_hash: Option<String>,
     pub name: Option<String>,
     pub verified_at: Option<DateTime<Utc>>,
 }
@@ -30,7 +31,7 @@ pub async fn insert(db: &impl ConnectionTrait, new: NewUser, now: DateTime<Utc>)
         email: Set(new.email),
         email_key: Set(new.email_key),
         email_verified_at: Set(new.verified_at),
-        password_hash: Set(Some(new.password_hash)),
+        password_hash: Set(new.password_hash),
         name: Set(new.name),
         created_at: Set(now),
         updated_at: Set(now),
@@ -70,6 +71,28 @@ pub async fn set_password(db: &impl ConnectionTrait, id: Uuid, hash: String, now
         .col_expr(user::Column::PasswordHash, Expr::value(hash))
         .col_expr(user::Column::UpdatedAt, Expr::value(now))
         .filter(user::Column::Id.eq(id))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// Hands an account that was never verified to the person a provider has
+/// just vouched for: its password goes (whoever chose it never proved they
+/// own the address), the address counts as verified and the display name is
+/// the provider's.
+pub async fn claim_unverified(
+    db: &impl ConnectionTrait,
+    id: Uuid,
+    name: Option<String>,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    user::Entity::update_many()
+        .col_expr(user::Column::PasswordHash, Expr::value(Option::<String>::None))
+        .col_expr(user::Column::EmailVerifiedAt, Expr::value(now))
+        .col_expr(user::Column::Name, Expr::value(name))
+        .col_expr(user::Column::UpdatedAt, Expr::value(now))
+        .filter(user::Column::Id.eq(id))
+        .filter(user::Column::EmailVerifiedAt.is_null())
         .exec(db)
         .await?;
     Ok(())

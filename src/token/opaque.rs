@@ -32,6 +32,12 @@ pub fn hash(bytes: &[u8; 32]) -> Vec<u8> {
     digest::digest(&digest::SHA256, bytes).as_ref().to_vec()
 }
 
+/// What the database stores in place of a value that has no fixed shape
+/// (an OAuth `state` as the provider sends it back).
+pub fn hash_text(value: &str) -> Vec<u8> {
+    digest::digest(&digest::SHA256, value.as_bytes()).as_ref().to_vec()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

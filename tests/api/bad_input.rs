@@ -16,14 +16,15 @@ async fn raw(
 #[tokio::test]
 async fn malformed_bodies_are_400_problems_on_every_endpoint() {
     let app = spawn_app().await;
-    for path in ["/v1/auth/signup", "/v1/auth/login", "/v1/auth/refresh", "/v1/auth/revoke"] {
+    let paths = ["/v1/auth/signup", "/v1/auth/login", "/v1/auth/refresh", "/v1/auth/revoke", "/v1/auth/oauth/exchange"];
+    for path in paths {
         for body in [
             "{",
             "not json",
             "[]",
             "null",
             "{}",
-            "{\"email\": [\"a\"], \"password\": {}, \"token\": [], \"refresh_token\": {}}",
+            "{\"email\": [\"a\"], \"password\": {}, \"token\": [], \"refresh_token\": {}, \"code\": []}",
         ] {
             let resp = raw(&app, path, "application/json", body).await;
             assert_problem(resp, 400, "malformed_request").await;

@@ -1,6 +1,7 @@
 //! Black-box tests: each starts the real `latchkey` binary on its own database.
 
 mod helpers;
+mod oidc;
 mod smtp;
 mod tools;
 
@@ -9,6 +10,7 @@ mod account;
 mod bad_input;
 mod cli;
 mod discovery;
+mod google;
 mod health;
 mod integrations;
 mod mail;

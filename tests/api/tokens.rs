@@ -12,7 +12,7 @@ use crate::helpers::{Options, TestApp, assert_problem, spawn_app, spawn_with};
 const ISSUER: &str = "http://latchkey.test";
 
 /// What any resource server does: key by `kid`, algorithm from the key.
-fn verify_with_jwks(token: &str, jwks: &JwkSet) -> TokenData<Value> {
+pub fn verify_with_jwks(token: &str, jwks: &JwkSet) -> TokenData<Value> {
     let header = decode_header(token).expect("header");
     assert_eq!(header.typ.as_deref(), Some("at+jwt"));
     let jwk = jwks.find(header.kid.as_deref().expect("kid")).expect("kid is published");

@@ -1,0 +1,21 @@
+use sea_orm::entity::prelude::*;
+
+/// A sign-in started at an OpenID provider and not yet come back.
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "oauth_states")]
+pub struct Model {
+    /// SHA-256 of the `state` parameter.
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub hash: Vec<u8>,
+    pub provider: String,
+    pub nonce: String,
+    pub pkce_verifier: String,
+    pub redirect_to: String,
+    pub created_at: DateTimeUtc,
+    pub expires_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

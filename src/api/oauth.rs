@@ -1,0 +1,138 @@
+use poem::Request;
+use poem_openapi::{ApiResponse, OpenApi, param::Query, payload::Json};
+
+use super::{
+    ApiTags, client_info,
+    types::{OAuthExchangeRequest, OAuthTokenResponse},
+};
+use crate::{
+    AppState,
+    error::ApiError,
+    oauth::{self, Callback, SignInError},
+};
+
+pub struct OAuthApi;
+
+type Data<'a> = poem::web::Data<&'a AppState>;
+
+#[derive(ApiResponse)]
+pub enum Redirect {
+    /// Go to `Location`.
+    #[oai(status = 302)]
+    Found(
+        #[oai(header = "Location")] String,
+        #[oai(header = "Cache-Control")] String,
+        /// The return URL may carry a login code: it is not passed on as a referrer.
+        #[oai(header = "Referrer-Policy")]
+        String,
+    ),
+}
+
+impl Redirect {
+    fn to(url: url::Url) -> Self {
+        Self::Found(url.into(), "no-store".into(), "no-referrer".into())
+    }
+}
+
+#[derive(ApiResponse)]
+pub enum ExchangeResponse {
+    /// New tokens, and whether this sign-in created the account. Responses carry `Cache-Control: no-store`.
+    #[oai(status = 200)]
+    Ok(Json<OAuthTokenResponse>, #[oai(header = "Cache-Control")] String),
+}
+
+fn sign_in_error(e: SignInError) -> ApiError {
+    match e {
+        SignInError::NotConfigured => ApiError::not_found(
+            "provider_not_configured",
+            "Sign in with Google is not configured (LATCHKEY_GOOGLE_CLIENT_ID and LATCHKEY_GOOGLE_CLIENT_SECRET).",
+        ),
+        SignInError::InvalidRedirect => ApiError::bad_request(
+            "invalid_redirect",
+            "redirect_to must be under LATCHKEY_APP_URL or an entry of LATCHKEY_REDIRECT_ALLOW_LIST.",
+        ),
+        SignInError::NoRedirect(failure) => ApiError::bad_request(
+            failure.code(),
+            "This sign-in is unknown, expired or already finished. Start again from the app.",
+        ),
+        SignInError::InvalidCode => {
+            ApiError::bad_request("invalid_code", "The login code is unknown, expired or already used.")
+        }
+        SignInError::Internal(e) => ApiError::internal(e),
+    }
+}
+
+#[OpenApi(prefix_path = "/v1/auth/oauth", tag = "ApiTags::Auth")]
+impl OAuthApi {
+    /// Sign in with Google: start
+    ///
+    /// Open this in the browser (a link or `location.assign`, not `fetch`).
+    /// It answers 302 to Google with PKCE (S256), a single-use `state` valid
+    /// 10 minutes and a `nonce`. `redirect_to` is where the browser comes back
+    /// to (default: `LATCHKEY_APP_URL`); it must lie under `LATCHKEY_APP_URL`
+    /// or an entry of `LATCHKEY_REDIRECT_ALLOW_LIST`. If Google cannot be
+    /// reached the browser goes straight back with `error=provider_unavailable`.
+    /// Errors: 400 `invalid_redirect`; 404 `provider_not_configured`.
+    #[oai(path = "/google/authorize", method = "get", operation_id = "googleAuthorize")]
+    async fn authorize(
+        &self,
+        state: Data<'_>,
+        req: &Request,
+        /// An app URL to come back to.
+        redirect_to: Query<Option<String>>,
+    ) -> Result<Redirect, ApiError> {
+        let redirect_to = redirect_to.0.unwrap_or_else(|| state.config.app_url.clone());
+        let url = oauth::begin(&state, &redirect_to, &client_info(req)).await.map_err(sign_in_error)?;
+        Ok(Redirect::to(url))
+    }
+
+    /// Sign in with Google: the provider's return
+    ///
+    /// Google sends the browser here. It answers 302 to the sign-in's
+    /// `redirect_to` with either `code` (a one-time login code, valid 60 s:
+    /// trade it at `POST /v1/auth/oauth/exchange`) or `error`:
+    /// `access_denied`, `provider_error`, `issuer_mismatch`, `invalid_grant`,
+    /// `nonce_mismatch`, `invalid_id_token`, `email_not_verified` (Google does
+    /// not vouch for the address), `provider_unavailable`, `server_error`.
+    /// A failed sign-in creates and changes nothing. Errors (no safe place to
+    /// return to): 400 `invalid_state` (unknown, used or expired); 404
+    /// `provider_not_configured`.
+    #[oai(path = "/google/callback", method = "get", operation_id = "googleCallback")]
+    async fn callback(
+        &self,
+        state: Data<'_>,
+        req: &Request,
+        /// The `state` of the sign-in.
+        #[oai(name = "state")]
+        state_param: Query<Option<String>>,
+        /// The provider's authorization code.
+        code: Query<Option<String>>,
+        /// The provider's error, when there is no code.
+        error: Query<Option<String>>,
+        /// The provider's issuer identifier (RFC 9207).
+        iss: Query<Option<String>>,
+    ) -> Result<Redirect, ApiError> {
+        let query = Callback { state: state_param.0, code: code.0, error: error.0, iss: iss.0 };
+        let url = oauth::callback(&state, query, &client_info(req)).await.map_err(sign_in_error)?;
+        Ok(Redirect::to(url))
+    }
+
+    /// Trade a login code for tokens
+    ///
+    /// Takes the `code` the browser brought back from a provider sign-in and
+    /// starts a session (method `google`). `is_new_user` says the sign-in
+    /// created the account; `onboarding_required` that the onboarding
+    /// profile is still to be filled in. A code works once: presenting it
+    /// again fails and revokes the session it opened. Errors: 400 `invalid_code`.
+    #[oai(path = "/exchange", method = "post", operation_id = "oauthExchange")]
+    async fn exchange(
+        &self,
+        state: Data<'_>,
+        req: &Request,
+        body: Json<OAuthExchangeRequest>,
+    ) -> Result<ExchangeResponse, ApiError> {
+        let signed_in = oauth::exchange(&state, &body.0.code, client_info(req)).await.map_err(sign_in_error)?;
+        let response = OAuthTokenResponse { is_new_user: signed_in.is_new_user, tokens: signed_in.tokens.into() };
+        Ok(ExchangeResponse::Ok(Json(response), "no-store".into()))
+    }
+}
