@@ -70,8 +70,9 @@ pub struct Config {
     pub signing_alg: SigningAlg,
     /// How often a running server looks for a changed key ring.
     pub keys_reload_ms: u64,
-    /// The front end that email links point to.
-    pub app_url: String,
+    /// The front end that email links point to; defaults to latchkey's own
+    /// demo at `<issuer>/demo`.
+    pub app_url: Option<String>,
     pub require_email_verification: bool,
     pub access_token_ttl_secs: u64,
     pub refresh_token_ttl_secs: u64,
@@ -137,6 +138,14 @@ pub struct Config {
     /// Where a sign-in may send the browser back to, besides anywhere under
     /// `app_url`: comma-separated URL prefixes (same origin, path under).
     pub redirect_allow_list: String,
+    /// Origins (`https://app.example.com`) allowed to call latchkey from a
+    /// browser with credentials: CORS, and the `Origin` check of cookie mode.
+    pub cors_origins: String,
+    /// Cookies of cookie mode carry `Secure` (and the `__Host-` prefix).
+    /// `false` only for http:// development.
+    pub cookie_secure: bool,
+    /// `SameSite` of those cookies: `strict`, `lax` or `none`.
+    pub cookie_same_site: String,
 }
 
 impl Default for Config {
@@ -150,7 +159,7 @@ impl Default for Config {
             keys_dir: PathBuf::from("keys"),
             signing_alg: SigningAlg::ES256,
             keys_reload_ms: 2000,
-            app_url: "http://localhost:3000".into(),
+            app_url: None,
             require_email_verification: true,
             access_token_ttl_secs: 900,
             refresh_token_ttl_secs: 7 * 24 * 3600,
@@ -188,6 +197,9 @@ impl Default for Config {
             google_issuer: "https://accounts.google.com".into(),
             google_redirect_uri: None,
             redirect_allow_list: String::new(),
+            cors_origins: String::new(),
+            cookie_secure: true,
+            cookie_same_site: "strict".into(),
         }
     }
 }
@@ -225,7 +237,9 @@ impl Config {
         if let Some(issuer) = &self.issuer {
             check_http_url("LATCHKEY_ISSUER", issuer)?;
         }
-        check_http_url("LATCHKEY_APP_URL", &self.app_url)?;
+        if let Some(app_url) = &self.app_url {
+            check_http_url("LATCHKEY_APP_URL", app_url)?;
+        }
         if self.audience.trim().is_empty() {
             return Err(invalid("LATCHKEY_AUDIENCE", "must not be empty"));
         }
@@ -286,6 +300,13 @@ impl Config {
             check_http_url("LATCHKEY_GOOGLE_REDIRECT_URI", uri)?;
         }
         self.redirect_allow_list().map_err(|e| invalid("LATCHKEY_REDIRECT_ALLOW_LIST", e))?;
+        self.cors_origins().map_err(|e| invalid("LATCHKEY_CORS_ORIGINS", e))?;
+        match self.cookie_same_site.as_str() {
+            "strict" | "lax" => {}
+            "none" if self.cookie_secure => {}
+            "none" => return Err(invalid("LATCHKEY_COOKIE_SAME_SITE", "none needs LATCHKEY_COOKIE_SECURE=true")),
+            other => return Err(invalid("LATCHKEY_COOKIE_SAME_SITE", format!("{other:?}: use strict, lax or none"))),
+        }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log) {
             return Err(invalid("LATCHKEY_LOG", e.to_string()));
         }
@@ -323,9 +344,36 @@ impl Config {
             .collect()
     }
 
+    /// The front end that email links point to, without a trailing slash.
+    pub fn app_url(&self) -> String {
+        match &self.app_url {
+            Some(url) => url.trim_end_matches('/').to_string(),
+            None => format!("{}/demo", self.issuer()),
+        }
+    }
+
     /// Where a sign-in may return to: `app_url` and `LATCHKEY_REDIRECT_ALLOW_LIST`.
     pub fn redirect_allow_list(&self) -> Result<crate::oauth::redirect::AllowList, String> {
-        crate::oauth::redirect::AllowList::new(&self.app_url, &self.redirect_allow_list)
+        crate::oauth::redirect::AllowList::new(&self.app_url(), &self.redirect_allow_list)
+    }
+
+    /// `LATCHKEY_CORS_ORIGINS` parsed: each entry an origin, serialised as browsers send it.
+    pub fn cors_origins(&self) -> Result<Vec<String>, String> {
+        self.cors_origins.split(',').map(str::trim).filter(|o| !o.is_empty()).map(crate::browser::origin_of).collect()
+    }
+
+    /// The origins latchkey itself is served from (its demo, Swagger UI):
+    /// the issuer's, and while the issuer is the default on a loopback
+    /// address, the same port under both `localhost` and `127.0.0.1`.
+    pub fn own_origins(&self) -> Vec<String> {
+        let mut origins: Vec<String> = crate::browser::origin_of(&self.issuer()).into_iter().collect();
+        if self.issuer.is_none() && self.bind.ip().is_loopback() {
+            for host in ["localhost", "127.0.0.1"] {
+                origins.push(format!("http://{host}:{}", self.bind.port()));
+            }
+        }
+        origins.dedup();
+        origins
     }
 
     /// The callback URL registered at Google (or the configured OpenID provider).

@@ -12,6 +12,7 @@ use poem::{
 use crate::{
     AppState, Config, api,
     auth::PasswordHasher,
+    browser::Browser,
     mail, net,
     oauth::provider::OidcProvider,
     state::State,
@@ -60,6 +61,14 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     let trusted_proxies = config.trusted_proxies().map_err(anyhow::Error::msg)?;
     let redirects = config.redirect_allow_list().map_err(anyhow::Error::msg)?;
     let google = OidcProvider::google(&config)?;
+    let refresh_secret = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &secret);
+    let browser = Browser::new(&config, &refresh_secret).map_err(anyhow::Error::msg)?;
+    if !config.cookie_secure {
+        tracing::warn!(
+            "LATCHKEY_COOKIE_SECURE=false: session cookies go without Secure (and without the __Host- prefix); \
+             use this only for http:// development"
+        );
+    }
     if google.is_some() {
         tracing::info!(
             "sign in with Google: issuer {}, callback {}",
@@ -72,12 +81,13 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         db,
         keys: Arc::new(ArcSwap::from_pointee(ring)),
         tokens,
-        refresh_secret: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &secret),
+        refresh_secret,
         hasher: PasswordHasher::new(hash_concurrency),
         verified: VerifiedTokens::new(4096),
         mail_queue: Arc::new(tokio::sync::Notify::new()),
         trusted_proxies,
         google,
+        browser: Arc::new(browser),
         redirects,
     }))
 }

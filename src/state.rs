@@ -31,6 +31,8 @@ pub struct State {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Sign in with Google (or the configured OpenID provider), when configured.
     pub google: Option<crate::oauth::provider::OidcProvider>,
+    /// Cookie mode, CSRF and CORS settings.
+    pub browser: Arc<crate::browser::Browser>,
     /// Where a provider sign-in may send the browser back to.
     pub redirects: crate::oauth::redirect::AllowList,
 }

@@ -2,10 +2,10 @@ use poem::Request;
 use poem_openapi::{ApiResponse, OpenApi, payload::Json};
 
 use super::{
-    ApiTags, BearerAuth, client_info, flow_error,
+    ApiTags, BearerAuth, OptionalBearer, client_info, flow_error,
     types::{
-        Acknowledgement, ChangePasswordRequest, EmailRequest, LoginRequest, RefreshRequest, ResetPasswordRequest,
-        RevokeRequest, SignupRequest, TokenResponse, VerifyEmailRequest,
+        Acknowledgement, ChangePasswordRequest, CsrfResponse, EmailRequest, LoginRequest, RefreshRequest,
+        ResetPasswordRequest, RevokeRequest, SignupRequest, TokenDelivery, TokenResponse, VerifyEmailRequest,
     },
 };
 use crate::{
@@ -16,6 +16,7 @@ use crate::{
         signup::{self, SignupError, SignupInput},
         verification,
     },
+    browser::cookies,
     error::ApiError,
     secret::Password,
     session::{self, RefreshError},
@@ -57,9 +58,51 @@ pub enum TokenIssued {
 }
 
 impl TokenIssued {
-    fn new(tokens: session::IssuedTokens) -> Self {
-        Self::Ok(Json(tokens.into()), "no-store".into())
+    fn new(body: TokenResponse) -> Self {
+        Self::Ok(Json(body), "no-store".into())
     }
+}
+
+#[derive(ApiResponse)]
+pub enum CsrfIssued {
+    /// The CSRF token of the session in the refresh cookie.
+    #[oai(status = 200)]
+    Ok(Json<CsrfResponse>, #[oai(header = "Cache-Control")] String),
+}
+
+/// Puts `tokens` where the client asked: all in the body, or the refresh
+/// token in the session cookies (and the CSRF token in the body).
+pub(super) fn deliver(
+    state: &AppState,
+    req: &Request,
+    tokens: session::IssuedTokens,
+    mode: TokenDelivery,
+) -> TokenResponse {
+    let max_age = tokens.refresh_expires_in;
+    let mut body = TokenResponse::from(tokens);
+    if mode == TokenDelivery::Cookie
+        && let Some(refresh) = body.refresh_token.take()
+    {
+        body.csrf_token = Some(state.browser.csrf_token(&refresh));
+        for cookie in state.browser.session_cookies(&refresh, max_age) {
+            cookies::set(req, cookie);
+        }
+    }
+    body
+}
+
+/// Asks the browser to drop the session cookies, if it sent one.
+fn clear_session_cookies(state: &AppState, req: &Request) {
+    let browser = &state.browser;
+    if cookies::get(req, browser.refresh_cookie()).is_some() || cookies::get(req, browser.csrf_cookie()).is_some() {
+        for cookie in browser.cleared_cookies() {
+            cookies::set(req, cookie);
+        }
+    }
+}
+
+fn no_refresh_token() -> ApiError {
+    ApiError::unauthorized("invalid_refresh_token", "No refresh token: send it in the body, or the refresh cookie.")
 }
 
 #[derive(ApiResponse)]
@@ -196,14 +239,23 @@ impl AuthApi {
 
     /// Log in with email and password
     ///
-    /// Starts a session and returns its first tokens. Errors: 401
+    /// Starts a session and returns its first tokens. With `token_delivery:
+    /// "cookie"` the refresh token is set in an `HttpOnly` cookie instead of
+    /// the body (`Set-Cookie: __Host-lk_refresh=…; Path=/; HttpOnly; Secure;
+    /// SameSite=Strict`, plus the readable `__Host-lk_csrf`), and the body
+    /// carries `csrf_token`; a browser request from an origin outside
+    /// `LATCHKEY_CORS_ORIGINS` is then refused. Errors: 401
     /// `invalid_credentials` (the same for an unknown address and a wrong
-    /// password), 403 `email_not_verified`.
+    /// password); 403 `email_not_verified`, `invalid_origin`.
     #[oai(path = "/login", method = "post", operation_id = "login")]
     async fn login(&self, state: Data<'_>, req: &Request, body: Json<LoginRequest>) -> Result<TokenIssued, ApiError> {
+        let mode = body.0.token_delivery.unwrap_or_default();
+        if mode == TokenDelivery::Cookie {
+            state.browser.check_origin_if_sent(req)?;
+        }
         let password = Password::new(body.0.password);
         match login::login(&state, &body.0.email, &password, client_info(req)).await {
-            Ok(tokens) => Ok(TokenIssued::new(tokens)),
+            Ok(tokens) => Ok(TokenIssued::new(deliver(&state, req, tokens, mode))),
             Err(LoginError::InvalidCredentials) => {
                 Err(ApiError::unauthorized("invalid_credentials", "The email or password is incorrect."))
             }
@@ -220,8 +272,14 @@ impl AuthApi {
     /// The presented token is retired and a new one returned (rotation).
     /// Repeating the same request within the grace window (10 s by default)
     /// returns the same new refresh token. Presenting a retired token after
-    /// that revokes the whole session. Errors: 401 `invalid_refresh_token`,
-    /// `refresh_token_reused`.
+    /// that revokes the whole session.
+    ///
+    /// Body mode: `{"refresh_token": "lk_rt_…"}`, tokens in the body. Cookie
+    /// mode: `{}` with the refresh cookie, the `X-CSRF-Token` header and an
+    /// allowed `Origin` (the browser sends it); the new refresh token goes in
+    /// the cookie, the new CSRF token in the cookie and the body. Errors: 401
+    /// `invalid_refresh_token`, `refresh_token_reused` (cookie mode: the
+    /// cookies are cleared too); 403 `invalid_origin`, `invalid_csrf_token`.
     #[oai(path = "/refresh", method = "post", operation_id = "refresh")]
     async fn refresh(
         &self,
@@ -229,8 +287,20 @@ impl AuthApi {
         req: &Request,
         body: Json<RefreshRequest>,
     ) -> Result<TokenIssued, ApiError> {
-        match session::refresh(&state, &body.0.refresh_token, &client_info(req)).await {
-            Ok(tokens) => Ok(TokenIssued::new(tokens)),
+        let (presented, mode) = match body.0.refresh_token {
+            Some(token) => (token, TokenDelivery::Body),
+            None => {
+                let token = cookies::get(req, state.browser.refresh_cookie()).ok_or_else(no_refresh_token)?;
+                state.browser.check_cookie_request(req, token)?;
+                (token.to_string(), TokenDelivery::Cookie)
+            }
+        };
+        let refreshed = session::refresh(&state, &presented, &client_info(req)).await;
+        if mode == TokenDelivery::Cookie && matches!(refreshed, Err(RefreshError::Invalid | RefreshError::Reused)) {
+            clear_session_cookies(&state, req);
+        }
+        match refreshed {
+            Ok(tokens) => Ok(TokenIssued::new(deliver(&state, req, tokens, mode))),
             Err(RefreshError::Invalid) => Err(ApiError::unauthorized(
                 "invalid_refresh_token",
                 "The refresh token is unknown, expired or revoked.",
@@ -246,12 +316,47 @@ impl AuthApi {
 
     /// Log out
     ///
-    /// Revokes the session of the bearer access token: its refresh token
-    /// stops working at once. Errors: 401 `invalid_token`.
+    /// Revokes the current session: its refresh token stops working at once.
+    /// The session is the bearer access token's or, without one, the refresh
+    /// cookie's (cookie mode: with `X-CSRF-Token` and an allowed `Origin`).
+    /// Session cookies sent along are cleared. Errors: 401 `invalid_token`;
+    /// 403 `invalid_origin`, `invalid_csrf_token`.
     #[oai(path = "/logout", method = "post", operation_id = "logout")]
-    async fn logout(&self, state: Data<'_>, req: &Request, auth: BearerAuth) -> Result<NoContent, ApiError> {
-        session::logout(&state, &auth.0, client_info(req)).await.map_err(ApiError::internal)?;
+    async fn logout(&self, state: Data<'_>, req: &Request, auth: OptionalBearer) -> Result<NoContent, ApiError> {
+        match auth {
+            OptionalBearer::Bearer(BearerAuth(claims)) => {
+                session::logout(&state, &claims, client_info(req)).await.map_err(ApiError::internal)?;
+            }
+            OptionalBearer::Anonymous => {
+                let cookie = cookies::get(req, state.browser.refresh_cookie());
+                let (Some(token), false) = (cookie, req.headers().contains_key(poem::http::header::AUTHORIZATION))
+                else {
+                    return Err(ApiError::unauthorized("invalid_token", "The access token is invalid or expired."));
+                };
+                state.browser.check_cookie_request(req, token)?;
+                let kind = crate::store::events::kind::LOGOUT;
+                session::end_by_refresh_token(&state, token, kind, client_info(req))
+                    .await
+                    .map_err(ApiError::internal)?;
+            }
+        }
+        clear_session_cookies(&state, req);
         Ok(NoContent::NoContent)
+    }
+
+    /// Get the CSRF token of the cookie session
+    ///
+    /// For a browser app on another origin, which cannot read latchkey's
+    /// CSRF cookie: after a page load, fetch this (with credentials) before
+    /// the first cookie-mode refresh. Only origins in `LATCHKEY_CORS_ORIGINS`
+    /// (and latchkey's own pages) can read the answer. Errors: 401
+    /// `invalid_refresh_token` (no refresh cookie); 403 `invalid_origin`.
+    #[oai(path = "/csrf", method = "get", operation_id = "csrfToken")]
+    async fn csrf(&self, state: Data<'_>, req: &Request) -> Result<CsrfIssued, ApiError> {
+        let token = cookies::get(req, state.browser.refresh_cookie()).ok_or_else(no_refresh_token)?;
+        state.browser.check_origin_if_sent(req)?;
+        let body = CsrfResponse { csrf_token: state.browser.csrf_token(token) };
+        Ok(CsrfIssued::Ok(Json(body), "no-store".into()))
     }
 
     /// Revoke a refresh token

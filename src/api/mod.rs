@@ -3,6 +3,7 @@
 
 mod auth;
 mod client;
+mod demo;
 mod discovery;
 mod health;
 mod oauth;
@@ -22,7 +23,7 @@ use crate::{
 };
 
 pub use client::client_info;
-pub use security::BearerAuth;
+pub use security::{BearerAuth, OptionalBearer};
 
 #[derive(Tags)]
 pub enum ApiTags {
@@ -77,13 +78,17 @@ pub fn spec_json() -> String {
 pub fn app(state: AppState) -> impl Endpoint + 'static {
     let api = service();
     let max_body = state.config.max_body_bytes;
+    let browser = state.browser.clone();
     Route::new()
         .nest("/docs", api.swagger_ui())
         .at("/openapi.json", api.spec_endpoint())
+        .nest("/demo", demo::routes())
         .nest("/", api)
         .around(move |ep, req| limit_body(ep, req, max_body))
         .data(state)
         .catch_all_error(render_poem_error)
+        .around(crate::browser::cookies::write_queued)
+        .around(move |ep, req| crate::browser::cors::handle(ep, req, browser.clone()))
         .into_endpoint()
 }
 

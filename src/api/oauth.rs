@@ -3,7 +3,7 @@ use poem_openapi::{ApiResponse, OpenApi, param::Query, payload::Json};
 
 use super::{
     ApiTags, client_info,
-    types::{OAuthExchangeRequest, OAuthTokenResponse},
+    types::{OAuthExchangeRequest, OAuthTokenResponse, TokenDelivery},
 };
 use crate::{
     AppState,
@@ -81,7 +81,7 @@ impl OAuthApi {
         /// An app URL to come back to.
         redirect_to: Query<Option<String>>,
     ) -> Result<Redirect, ApiError> {
-        let redirect_to = redirect_to.0.unwrap_or_else(|| state.config.app_url.clone());
+        let redirect_to = redirect_to.0.unwrap_or_else(|| state.config.app_url());
         let url = oauth::begin(&state, &redirect_to, &client_info(req)).await.map_err(sign_in_error)?;
         Ok(Redirect::to(url))
     }
@@ -123,7 +123,8 @@ impl OAuthApi {
     /// starts a session (method `google`). `is_new_user` says the sign-in
     /// created the account; `onboarding_required` that the onboarding
     /// profile is still to be filled in. A code works once: presenting it
-    /// again fails and revokes the session it opened. Errors: 400 `invalid_code`.
+    /// again fails and revokes the session it opened. `token_delivery` works
+    /// as at login. Errors: 400 `invalid_code`; 403 `invalid_origin`.
     #[oai(path = "/exchange", method = "post", operation_id = "oauthExchange")]
     async fn exchange(
         &self,
@@ -131,8 +132,13 @@ impl OAuthApi {
         req: &Request,
         body: Json<OAuthExchangeRequest>,
     ) -> Result<ExchangeResponse, ApiError> {
+        let mode = body.0.token_delivery.unwrap_or_default();
+        if mode == TokenDelivery::Cookie {
+            state.browser.check_origin_if_sent(req)?;
+        }
         let signed_in = oauth::exchange(&state, &body.0.code, client_info(req)).await.map_err(sign_in_error)?;
-        let response = OAuthTokenResponse { is_new_user: signed_in.is_new_user, tokens: signed_in.tokens.into() };
+        let tokens = super::auth::deliver(&state, req, signed_in.tokens, mode);
+        let response = OAuthTokenResponse { is_new_user: signed_in.is_new_user, tokens };
         Ok(ExchangeResponse::Ok(Json(response), "no-store".into()))
     }
 }

@@ -8,6 +8,15 @@ use crate::{AppState, error::ApiError, token::AccessClaims};
 #[oai(ty = "bearer", bearer_format = "JWT", checker = "check_bearer")]
 pub struct BearerAuth(pub AccessClaims);
 
+/// A bearer access token, or none (the operation then looks for another
+/// credential, such as the refresh cookie).
+#[derive(SecurityScheme)]
+pub enum OptionalBearer {
+    Bearer(BearerAuth),
+    #[oai(fallback)]
+    Anonymous,
+}
+
 async fn check_bearer(req: &Request, bearer: Bearer) -> poem::Result<AccessClaims> {
     let state = req.data::<AppState>().expect("AppState is attached to every request");
     let now = chrono::Utc::now().timestamp();

@@ -67,20 +67,39 @@ pub struct ChangePasswordRequest {
     pub new_password: String,
 }
 
-/// Email and password credentials.
+/// Where a token response puts the refresh token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, Default)]
+#[oai(rename_all = "lowercase")]
+pub enum TokenDelivery {
+    /// In the JSON body, as `refresh_token` (the default).
+    #[default]
+    Body,
+    /// In an `HttpOnly; Secure; SameSite=Strict` cookie (`__Host-lk_refresh`),
+    /// with a readable CSRF cookie (`__Host-lk_csrf`) whose value is also the
+    /// body's `csrf_token`. For browser apps; see `POST /v1/auth/refresh`.
+    Cookie,
+}
+
+/// Email and password credentials, and where the refresh token should go:
+/// `token_delivery` `body` (the default) or `cookie`.
 #[derive(Debug, Object)]
 pub struct LoginRequest {
     /// The account's email address (any case).
     pub email: String,
     /// The account's password.
     pub password: String,
+    // Undocumented here: a described enum field becomes an `allOf` that some
+    // client generators cannot read.
+    pub token_delivery: Option<TokenDelivery>,
 }
 
 /// A refresh token to exchange.
 #[derive(Debug, Object)]
 pub struct RefreshRequest {
-    /// The refresh token from the last token response (`lk_rt_…`).
-    pub refresh_token: String,
+    /// The refresh token from the last token response (`lk_rt_…`). Leave it
+    /// out in cookie mode: the refresh cookie is used instead (with the
+    /// `X-CSRF-Token` header and an allowed `Origin`).
+    pub refresh_token: Option<String>,
 }
 
 /// A token to revoke.
@@ -101,8 +120,10 @@ pub struct TokenResponse {
     pub token_type: String,
     /// Lifetime of the access token in seconds.
     pub expires_in: u64,
-    /// The refresh token (`lk_rt_…`). Single use: each refresh returns a new one.
-    pub refresh_token: String,
+    /// The refresh token (`lk_rt_…`). Single use: each refresh returns a new
+    /// one. Absent in cookie mode, where it is in the refresh cookie.
+    #[oai(skip_serializing_if_is_none)]
+    pub refresh_token: Option<String>,
     /// Lifetime of the refresh token in seconds.
     pub refresh_expires_in: u64,
     /// The session (refresh-token family) these tokens belong to.
@@ -111,6 +132,18 @@ pub struct TokenResponse {
     /// (`PUT /v1/users/me/profile`). Absent on refresh.
     #[oai(skip_serializing_if_is_none)]
     pub onboarding_required: Option<bool>,
+    /// Cookie mode only: send it back as `X-CSRF-Token` on cookie-authenticated
+    /// requests (refresh, logout). It changes with every refresh; it is also
+    /// in the readable CSRF cookie.
+    #[oai(skip_serializing_if_is_none)]
+    pub csrf_token: Option<String>,
+}
+
+/// The CSRF token of the session in the refresh cookie.
+#[derive(Debug, Object)]
+pub struct CsrfResponse {
+    /// Send it as `X-CSRF-Token` with cookie-authenticated requests.
+    pub csrf_token: String,
 }
 
 impl From<IssuedTokens> for TokenResponse {
@@ -119,19 +152,22 @@ impl From<IssuedTokens> for TokenResponse {
             access_token: t.access_token,
             token_type: "Bearer".into(),
             expires_in: t.expires_in,
-            refresh_token: t.refresh_token,
+            refresh_token: Some(t.refresh_token),
             refresh_expires_in: t.refresh_expires_in,
             session_id: t.session_id,
             onboarding_required: t.onboarding_required,
+            csrf_token: None,
         }
     }
 }
 
-/// A login code from a provider sign-in.
+/// A login code from a provider sign-in, and where the refresh token should
+/// go: `token_delivery` `body` (the default) or `cookie`.
 #[derive(Debug, Object)]
 pub struct OAuthExchangeRequest {
     /// The `code` query parameter the browser came back with (`lk_oc_…`).
     pub code: String,
+    pub token_delivery: Option<TokenDelivery>,
 }
 
 /// A token response after a provider sign-in.

@@ -125,7 +125,7 @@ async fn compose(state: &AppState, kind: MailKind, row: &OutboxRow) -> anyhow::R
     };
     let now = Utc::now();
     let config = &state.config;
-    let app_url = config.app_url.trim_end_matches('/').to_string();
+    let app_url = config.app_url();
     let forgot_link = format!("{app_url}/forgot-password");
     let (link, expires, token_link) = match kind {
         MailKind::VerifyEmail | MailKind::PasswordReset => {

@@ -143,6 +143,16 @@ pub async fn logout(state: &AppState, claims: &access::AccessClaims, client: Cli
 /// RFC 7009-style revocation: ends the session of a refresh token. Unknown
 /// tokens are not an error, so the answer tells nothing about a token.
 pub async fn revoke(state: &AppState, presented: &str, client: ClientInfo) -> anyhow::Result<()> {
+    end_by_refresh_token(state, presented, events::kind::SESSION_REVOKED, client).await
+}
+
+/// Ends the session `presented` belongs to, if it is live, logging `kind`.
+pub async fn end_by_refresh_token(
+    state: &AppState,
+    presented: &str,
+    kind: &str,
+    client: ClientInfo,
+) -> anyhow::Result<()> {
     let Some(token) = RefreshToken::parse(presented) else {
         return Ok(());
     };
@@ -151,7 +161,6 @@ pub async fn revoke(state: &AppState, presented: &str, client: ClientInfo) -> an
     };
     let now = Utc::now();
     if let Some(session) = sessions::find_live(&state.db, row.session_id, now).await? {
-        let kind = events::kind::SESSION_REVOKED;
         sessions::revoke(&state.db, session.id, session.user_id, kind, client.origin(), now).await?;
     }
     Ok(())

@@ -8,6 +8,8 @@ mod tools;
 mod abuse;
 mod account;
 mod bad_input;
+mod browser;
+mod browser_mode;
 mod cli;
 mod discovery;
 mod google;

@@ -31,6 +31,11 @@ pub struct Provider {
 
 impl Provider {
     pub async fn start() -> Self {
+        Self::start_for(CALLBACK).await
+    }
+
+    /// A provider that sends people back to `callback`.
+    pub async fn start_for(callback: &str) -> Self {
         let dir = tools::npm_ci("tests/oidc");
         let mut child = Command::new("node")
             .arg(dir.join("provider.mjs"))
@@ -38,7 +43,7 @@ impl Provider {
                 ("PORT", "0"),
                 ("CLIENT_ID", CLIENT_ID),
                 ("CLIENT_SECRET", CLIENT_SECRET),
-                ("REDIRECT_URI", CALLBACK),
+                ("REDIRECT_URI", callback),
                 ("EXIT_ON_STDIN_EOF", "1"),
             ])
             .stdin(Stdio::piped())

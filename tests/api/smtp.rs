@@ -89,6 +89,11 @@ impl SmtpServer {
         self.child = Some(child);
     }
 
+    /// Where each received message is written as `<n>.json`.
+    pub fn outdir(&self) -> &Path {
+        self.outdir.path()
+    }
+
     pub fn url(&self) -> String {
         format!("smtp://127.0.0.1:{}", self.port)
     }

@@ -1,0 +1,81 @@
+//! CORS: credentialed access for `LATCHKEY_CORS_ORIGINS` only. Any other
+//! origin gets no CORS headers (its scripts cannot read the answer) and its
+//! preflights are refused. The discovery documents (`/.well-known/…`) are
+//! public keys and metadata: any origin may read them, without credentials.
+
+use std::sync::Arc;
+
+use poem::{
+    Endpoint, IntoResponse, Request, Response,
+    http::{HeaderMap, HeaderValue, Method, StatusCode, header},
+};
+
+use super::Browser;
+use crate::error::ApiError;
+
+const ALLOW_METHODS: &str = "GET, POST, PUT, DELETE";
+const ALLOW_HEADERS: &str = "Authorization, Content-Type, X-CSRF-Token, If-None-Match";
+const EXPOSE_HEADERS: &str =
+    "Retry-After, RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset, WWW-Authenticate, ETag, Location";
+/// How long a browser may cache a preflight answer.
+const MAX_AGE_SECS: &str = "600";
+
+enum Access {
+    Credentialed,
+    Public,
+    Denied,
+}
+
+pub async fn handle<E: Endpoint>(ep: Arc<E>, req: Request, browser: Arc<Browser>) -> poem::Result<Response> {
+    let Some(origin) = req.headers().get(header::ORIGIN).cloned() else {
+        // Answers differ by origin: shared caches must key on it.
+        let mut resp = ep.call(req).await.map(IntoResponse::into_response)?;
+        resp.headers_mut().append(header::VARY, HeaderValue::from_static("Origin"));
+        return Ok(resp);
+    };
+    let access = match origin.to_str() {
+        Ok(o) if browser.cors_origins.iter().any(|allowed| allowed == o) => Access::Credentialed,
+        _ if req.uri().path().starts_with("/.well-known/") => Access::Public,
+        _ => Access::Denied,
+    };
+    let preflight =
+        req.method() == Method::OPTIONS && req.headers().contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
+    if preflight {
+        let mut resp = match access {
+            Access::Denied => {
+                let refused =
+                    ApiError::forbidden("invalid_origin", "This origin may not call latchkey (LATCHKEY_CORS_ORIGINS).");
+                return Ok(refused.into_response());
+            }
+            _ => Response::builder().status(StatusCode::NO_CONTENT).finish(),
+        };
+        let headers = resp.headers_mut();
+        allow(headers, &access, origin);
+        headers.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static(ALLOW_METHODS));
+        headers.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static(ALLOW_HEADERS));
+        headers.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static(MAX_AGE_SECS));
+        return Ok(resp);
+    }
+    let mut resp = match ep.call(req).await {
+        Ok(resp) => resp.into_response(),
+        Err(err) => err.into_response(),
+    };
+    allow(resp.headers_mut(), &access, origin);
+    Ok(resp)
+}
+
+fn allow(headers: &mut HeaderMap, access: &Access, origin: HeaderValue) {
+    headers.append(header::VARY, HeaderValue::from_static("Origin"));
+    match access {
+        Access::Credentialed => {
+            headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+            headers.insert(header::ACCESS_CONTROL_ALLOW_CREDENTIALS, HeaderValue::from_static("true"));
+            headers.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static(EXPOSE_HEADERS));
+        }
+        Access::Public => {
+            headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+            headers.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static("ETag"));
+        }
+        Access::Denied => {}
+    }
+}

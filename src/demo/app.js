@@ -1,0 +1,258 @@
+// latchkey demo: plain JavaScript, no build step, no third-party code.
+//
+// Cookie mode: login answers with the access token in the body and the
+// refresh token in an HttpOnly cookie this script never sees. Every
+// cookie-authenticated call (refresh, logout) carries X-CSRF-Token, read
+// from the CSRF cookie. The access token lives in memory only and is
+// refreshed silently before it expires.
+'use strict';
+
+const LEVELS = ['none', 'beginner', 'intermediate', 'advanced'];
+const $ = (id) => document.getElementById(id);
+
+let access = null; // { token, expiresAt }
+let refreshTimer = null;
+let silentRefreshes = 0;
+
+// ---- status line ----
+function say(message, isError = false) {
+  const status = $('status');
+  status.textContent = message;
+  status.classList.toggle('error', isError);
+}
+
+function problemText(problem) {
+  if (!problem) return 'Something went wrong.';
+  const rules = (problem.errors || []).map((e) => e.message).join(' ');
+  return `${problem.detail || problem.title} (${problem.code})${rules ? ' ' + rules : ''}`;
+}
+
+// ---- HTTP ----
+function csrfCookie() {
+  for (const part of document.cookie.split(';')) {
+    const [name, ...rest] = part.trim().split('=');
+    if (name === '__Host-lk_csrf' || name === 'lk_csrf') return rest.join('=');
+  }
+  return '';
+}
+
+async function call(method, path, { body, auth = false, csrf = false } = {}) {
+  const headers = {};
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  if (auth && access) headers.Authorization = `Bearer ${access.token}`;
+  if (csrf) headers['X-CSRF-Token'] = csrfCookie();
+  const resp = await fetch(path, {
+    method,
+    headers,
+    body: body === undefined ? undefined : JSON.stringify(body),
+    credentials: 'same-origin',
+  });
+  const text = await resp.text();
+  let data = null;
+  try { data = text ? JSON.parse(text) : null; } catch { data = null; }
+  return { ok: resp.ok, status: resp.status, data };
+}
+
+// ---- sessions and silent refresh ----
+function useTokens(tokens) {
+  access = { token: tokens.access_token, expiresAt: Date.now() + tokens.expires_in * 1000 };
+  $('token-expiry').textContent = new Date(access.expiresAt).toLocaleTimeString();
+  clearTimeout(refreshTimer);
+  // Refresh when three quarters of the lifetime have passed.
+  const delay = Math.max(1000, tokens.expires_in * 750);
+  refreshTimer = setTimeout(silentRefresh, delay);
+}
+
+async function refresh() {
+  const r = await call('POST', '/v1/auth/refresh', { body: {}, csrf: true });
+  if (r.ok) useTokens(r.data);
+  return r;
+}
+
+async function silentRefresh() {
+  const r = await refresh();
+  if (r.ok) {
+    silentRefreshes += 1;
+    $('refresh-count').textContent = String(silentRefreshes);
+  } else {
+    signedOut('Your session ended; log in again.', true);
+  }
+}
+
+// ---- views ----
+function show(section) {
+  for (const id of ['signed-out', 'signed-in', 'forgot', 'reset']) $(id).hidden = id !== section;
+}
+
+function signedOut(message, isError = false) {
+  access = null;
+  clearTimeout(refreshTimer);
+  show('signed-out');
+  if (message) say(message, isError);
+}
+
+async function signedIn(tokens) {
+  useTokens(tokens);
+  show('signed-in');
+  await Promise.all([loadUser(), loadProfile(tokens.onboarding_required), loadSessions()]);
+}
+
+async function loadUser() {
+  const r = await call('GET', '/v1/users/me', { auth: true });
+  if (!r.ok) return say(problemText(r.data), true);
+  $('user-email').textContent = r.data.email;
+  $('user-id').textContent = r.data.id;
+  $('user-verified').textContent = r.data.email_verified ? 'yes' : 'no';
+}
+
+async function loadProfile(onboardingRequired) {
+  const r = await call('GET', '/v1/users/me/profile', { auth: true });
+  const profile = r.ok ? r.data : {};
+  $('onboarding').hidden = r.ok && !onboardingRequired;
+  $('robotics').value = profile.robotics_experience || 'none';
+  $('aiml').value = profile.ai_ml_experience || 'none';
+  $('goals').value = profile.learning_goals || '';
+}
+
+async function loadSessions() {
+  const r = await call('GET', '/v1/sessions', { auth: true });
+  const list = $('sessions');
+  list.replaceChildren();
+  if (!r.ok) return;
+  for (const s of r.data.sessions) {
+    const item = document.createElement('li');
+    item.dataset.sessionId = s.id;
+    const agent = s.user_agent ? s.user_agent.slice(0, 60) : 'unknown client';
+    item.textContent = `${s.current ? 'This browser' : agent} — ${s.method}, since ${new Date(s.created_at).toLocaleString()} `;
+    if (!s.current) {
+      const end = document.createElement('button');
+      end.type = 'button';
+      end.textContent = 'End';
+      end.addEventListener('click', async () => {
+        await call('DELETE', `/v1/sessions/${s.id}`, { auth: true });
+        await loadSessions();
+      });
+      item.append(end);
+    }
+    list.append(item);
+  }
+}
+
+// ---- actions ----
+function on(id, event, handler) {
+  $(id).addEventListener(event, async (e) => {
+    e.preventDefault();
+    try { await handler(e); } catch (err) { say(String(err), true); }
+  });
+}
+
+function wire() {
+  for (const select of [$('robotics'), $('aiml')]) {
+    for (const level of LEVELS) select.append(new Option(level, level));
+  }
+  $('google').href = `/v1/auth/oauth/google/authorize?redirect_to=${encodeURIComponent(location.origin + '/demo/signed-in')}`;
+
+  on('signup-form', 'submit', async () => {
+    const body = { email: $('signup-email').value, password: $('signup-password').value };
+    if ($('signup-name').value) body.name = $('signup-name').value;
+    const r = await call('POST', '/v1/auth/signup', { body });
+    if (!r.ok) return say(problemText(r.data), true);
+    $('login-email').value = body.email;
+    say(`${r.data.message} (The link is in the mail; without SMTP it is in data/mail/ and the server log.)`);
+  });
+
+  on('login-form', 'submit', async () => {
+    const body = { email: $('login-email').value, password: $('login-password').value, token_delivery: 'cookie' };
+    const r = await call('POST', '/v1/auth/login', { body });
+    if (!r.ok) return say(problemText(r.data), true);
+    $('login-password').value = '';
+    await signedIn(r.data);
+    say('Logged in.');
+  });
+
+  on('reload-user', 'click', loadUser);
+  on('refresh-now', 'click', async () => {
+    const r = await refresh();
+    say(r.ok ? 'Tokens refreshed.' : problemText(r.data), !r.ok);
+  });
+
+  on('logout', 'click', async () => {
+    const r = await call('POST', '/v1/auth/logout', { auth: true });
+    if (!r.ok && r.status !== 401) return say(problemText(r.data), true);
+    signedOut('Logged out.');
+  });
+
+  on('profile-form', 'submit', async () => {
+    const body = {
+      robotics_experience: $('robotics').value,
+      ai_ml_experience: $('aiml').value,
+      learning_goals: $('goals').value,
+    };
+    const r = await call('PUT', '/v1/users/me/profile', { body, auth: true });
+    if (!r.ok) return say(problemText(r.data), true);
+    $('onboarding').hidden = true;
+    $('goals').value = r.data.learning_goals;
+    say('Profile saved.');
+  });
+
+  on('revoke-others', 'click', async () => {
+    const r = await call('POST', '/v1/sessions/revoke-others', { auth: true });
+    if (r.ok) say(`Signed out ${r.data.revoked} other session(s).`);
+    await loadSessions();
+  });
+
+  on('forgot-form', 'submit', async () => {
+    const r = await call('POST', '/v1/auth/password/forgot', { body: { email: $('forgot-email').value } });
+    say(r.ok ? r.data.message : problemText(r.data), !r.ok);
+  });
+
+  on('reset-form', 'submit', async () => {
+    const token = new URLSearchParams(location.search).get('token');
+    const r = await call('POST', '/v1/auth/password/reset', { body: { token, new_password: $('reset-password').value } });
+    if (!r.ok) return say(problemText(r.data), true);
+    history.replaceState(null, '', '/demo');
+    signedOut(r.data.message);
+  });
+}
+
+// ---- where the page was opened ----
+async function start() {
+  wire();
+  const params = new URLSearchParams(location.search);
+  const page = location.pathname.replace(/^\/demo\/?/, '');
+
+  if (page === 'verify-email' && params.get('token')) {
+    history.replaceState(null, '', '/demo');
+    const r = await call('POST', '/v1/auth/verify-email', { body: { token: params.get('token') } });
+    return signedOut(r.ok ? r.data.message : problemText(r.data), !r.ok);
+  }
+  if (page === 'reset-password' && params.get('token')) {
+    show('reset');
+    return say('Choose a new password.');
+  }
+  if (page === 'forgot-password') {
+    show('forgot');
+    return say('');
+  }
+  if (page === 'signed-in') {
+    history.replaceState(null, '', '/demo');
+    if (params.get('error')) return signedOut(`Google sign-in failed: ${params.get('error')}`, true);
+    const body = { code: params.get('code') || '', token_delivery: 'cookie' };
+    const r = await call('POST', '/v1/auth/oauth/exchange', { body });
+    if (!r.ok) return signedOut(problemText(r.data), true);
+    await signedIn(r.data);
+    return say(r.data.is_new_user ? 'Welcome! Your account was created with Google.' : 'Signed in with Google.');
+  }
+
+  // A returning visitor: the refresh cookie, if any, opens the session.
+  if (csrfCookie()) {
+    const r = await refresh();
+    if (r.ok) {
+      await signedIn(r.data);
+      return say('Welcome back.');
+    }
+  }
+  signedOut('');
+}
+
+start();
