@@ -352,9 +352,17 @@ impl Config {
         }
     }
 
-    /// Where a sign-in may return to: `app_url` and `LATCHKEY_REDIRECT_ALLOW_LIST`.
+    /// Where a sign-in may return to: `app_url` and `LATCHKEY_REDIRECT_ALLOW_LIST`
+    /// (and, while `app_url` is the default demo, the demo under each of
+    /// latchkey's own origins: `localhost` as well as `127.0.0.1`).
     pub fn redirect_allow_list(&self) -> Result<crate::oauth::redirect::AllowList, String> {
-        crate::oauth::redirect::AllowList::new(&self.app_url(), &self.redirect_allow_list)
+        let mut extra = self.redirect_allow_list.clone();
+        if self.app_url.is_none() {
+            for origin in self.own_origins() {
+                extra.push_str(&format!(",{origin}/demo"));
+            }
+        }
+        crate::oauth::redirect::AllowList::new(&self.app_url(), &extra)
     }
 
     /// `LATCHKEY_CORS_ORIGINS` parsed: each entry an origin, serialised as browsers send it.
@@ -366,12 +374,14 @@ impl Config {
     /// the issuer's, and while the issuer is the default on a loopback
     /// address, the same port under both `localhost` and `127.0.0.1`.
     pub fn own_origins(&self) -> Vec<String> {
-        let mut origins: Vec<String> = crate::browser::origin_of(&self.issuer()).into_iter().collect();
+        let issuer_origin = url::Url::parse(&self.issuer()).map(|u| u.origin().ascii_serialization());
+        let mut origins: Vec<String> = issuer_origin.into_iter().collect();
         if self.issuer.is_none() && self.bind.ip().is_loopback() {
             for host in ["localhost", "127.0.0.1"] {
                 origins.push(format!("http://{host}:{}", self.bind.port()));
             }
         }
+        origins.sort();
         origins.dedup();
         origins
     }

@@ -65,8 +65,8 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     let browser = Browser::new(&config, &refresh_secret).map_err(anyhow::Error::msg)?;
     if !config.cookie_secure {
         tracing::warn!(
-            "LATCHKEY_COOKIE_SECURE=false: session cookies go without Secure (and without the __Host- prefix); \
-             use this only for http:// development"
+            "LATCHKEY_COOKIE_SECURE=false: session cookies go without Secure and without the __Host- prefix, \
+             so a sibling subdomain could plant its own; use this only for http:// development on one host"
         );
     }
     if google.is_some() {

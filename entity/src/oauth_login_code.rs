@@ -14,6 +14,8 @@ pub struct Model {
     pub expires_at: DateTimeUtc,
     pub used_at: Option<DateTimeUtc>,
     pub session_id: Option<Uuid>,
+    /// The app's S256 PKCE challenge: the exchange must bring its verifier.
+    pub code_challenge: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

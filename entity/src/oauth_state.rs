@@ -11,6 +11,8 @@ pub struct Model {
     pub nonce: String,
     pub pkce_verifier: String,
     pub redirect_to: String,
+    /// The app's own S256 PKCE challenge, bound into the login code.
+    pub app_code_challenge: Option<String>,
     pub created_at: DateTimeUtc,
     pub expires_at: DateTimeUtc,
 }

@@ -13,6 +13,7 @@ mod m20261126_000007_rebuild_security_events;
 mod m20261126_000008_create_profiles;
 mod m20261126_000009_create_rate_limits;
 mod m20261126_000010_create_oauth;
+mod m20261126_000011_add_oauth_app_pkce;
 
 pub struct Migrator;
 
@@ -30,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000008_create_profiles::Migration),
             Box::new(m20261126_000009_create_rate_limits::Migration),
             Box::new(m20261126_000010_create_oauth::Migration),
+            Box::new(m20261126_000011_add_oauth_app_pkce::Migration),
         ]
     }
 }

@@ -328,9 +328,9 @@ impl AuthApi {
                 session::logout(&state, &claims, client_info(req)).await.map_err(ApiError::internal)?;
             }
             OptionalBearer::Anonymous => {
-                let cookie = cookies::get(req, state.browser.refresh_cookie());
-                let (Some(token), false) = (cookie, req.headers().contains_key(poem::http::header::AUTHORIZATION))
-                else {
+                // No valid bearer token (none, or one that expired while the
+                // page slept): the refresh cookie names the session.
+                let Some(token) = cookies::get(req, state.browser.refresh_cookie()) else {
                     return Err(ApiError::unauthorized("invalid_token", "The access token is invalid or expired."));
                 };
                 state.browser.check_cookie_request(req, token)?;

@@ -7,6 +7,7 @@ use super::{
 };
 use crate::{
     AppState,
+    browser::cookies,
     error::ApiError,
     oauth::{self, Callback, SignInError},
 };
@@ -47,6 +48,10 @@ fn sign_in_error(e: SignInError) -> ApiError {
             "provider_not_configured",
             "Sign in with Google is not configured (LATCHKEY_GOOGLE_CLIENT_ID and LATCHKEY_GOOGLE_CLIENT_SECRET).",
         ),
+        SignInError::InvalidChallenge => ApiError::bad_request(
+            "invalid_code_challenge",
+            "code_challenge must be a PKCE S256 challenge (43 base64url characters), code_challenge_method S256.",
+        ),
         SignInError::InvalidRedirect => ApiError::bad_request(
             "invalid_redirect",
             "redirect_to must be under LATCHKEY_APP_URL or an entry of LATCHKEY_REDIRECT_ALLOW_LIST.",
@@ -70,9 +75,14 @@ impl OAuthApi {
     /// It answers 302 to Google with PKCE (S256), a single-use `state` valid
     /// 10 minutes and a `nonce`. `redirect_to` is where the browser comes back
     /// to (default: `LATCHKEY_APP_URL`); it must lie under `LATCHKEY_APP_URL`
-    /// or an entry of `LATCHKEY_REDIRECT_ALLOW_LIST`. If Google cannot be
+    /// or an entry of `LATCHKEY_REDIRECT_ALLOW_LIST`. The sign-in is bound to
+    /// this browser by an `HttpOnly` cookie (`__Host-lk_signin`): the callback
+    /// is refused in any other. An app that sends `code_challenge` (PKCE S256,
+    /// its own) gets a login code that only its `code_verifier` can exchange,
+    /// so a code planted in its return URL is useless. If Google cannot be
     /// reached the browser goes straight back with `error=provider_unavailable`.
-    /// Errors: 400 `invalid_redirect`; 404 `provider_not_configured`.
+    /// Errors: 400 `invalid_redirect`, `invalid_code_challenge`; 404
+    /// `provider_not_configured`.
     #[oai(path = "/google/authorize", method = "get", operation_id = "googleAuthorize")]
     async fn authorize(
         &self,
@@ -80,10 +90,22 @@ impl OAuthApi {
         req: &Request,
         /// An app URL to come back to.
         redirect_to: Query<Option<String>>,
+        /// The app's PKCE challenge: base64url(SHA-256(code_verifier)).
+        code_challenge: Query<Option<String>>,
+        /// `S256` (the only method; the default when `code_challenge` is sent).
+        code_challenge_method: Query<Option<String>>,
     ) -> Result<Redirect, ApiError> {
         let redirect_to = redirect_to.0.unwrap_or_else(|| state.config.app_url());
-        let url = oauth::begin(&state, &redirect_to, &client_info(req)).await.map_err(sign_in_error)?;
-        Ok(Redirect::to(url))
+        let request = oauth::Begin {
+            redirect_to: &redirect_to,
+            code_challenge: code_challenge.0.as_deref(),
+            code_challenge_method: code_challenge_method.0.as_deref(),
+        };
+        let started = oauth::begin(&state, request, &client_info(req)).await.map_err(sign_in_error)?;
+        if let Some(bound) = &started.state {
+            cookies::set(req, state.browser.sign_in_cookie_line(bound));
+        }
+        Ok(Redirect::to(started.url))
     }
 
     /// Sign in with Google: the provider's return
@@ -95,8 +117,8 @@ impl OAuthApi {
     /// `nonce_mismatch`, `invalid_id_token`, `email_not_verified` (Google does
     /// not vouch for the address), `provider_unavailable`, `server_error`.
     /// A failed sign-in creates and changes nothing. Errors (no safe place to
-    /// return to): 400 `invalid_state` (unknown, used or expired); 404
-    /// `provider_not_configured`.
+    /// return to): 400 `invalid_state` (unknown, used or expired, or started
+    /// in another browser); 404 `provider_not_configured`.
     #[oai(path = "/google/callback", method = "get", operation_id = "googleCallback")]
     async fn callback(
         &self,
@@ -112,7 +134,11 @@ impl OAuthApi {
         /// The provider's issuer identifier (RFC 9207).
         iss: Query<Option<String>>,
     ) -> Result<Redirect, ApiError> {
-        let query = Callback { state: state_param.0, code: code.0, error: error.0, iss: iss.0 };
+        let bound_state = cookies::get(req, state.browser.sign_in_cookie()).map(str::to_string);
+        if bound_state.is_some() {
+            cookies::set(req, state.browser.sign_in_cookie_cleared());
+        }
+        let query = Callback { state: state_param.0, code: code.0, error: error.0, iss: iss.0, bound_state };
         let url = oauth::callback(&state, query, &client_info(req)).await.map_err(sign_in_error)?;
         Ok(Redirect::to(url))
     }
@@ -123,8 +149,10 @@ impl OAuthApi {
     /// starts a session (method `google`). `is_new_user` says the sign-in
     /// created the account; `onboarding_required` that the onboarding
     /// profile is still to be filled in. A code works once: presenting it
-    /// again fails and revokes the session it opened. `token_delivery` works
-    /// as at login. Errors: 400 `invalid_code`; 403 `invalid_origin`.
+    /// again fails and revokes the session it opened. If the sign-in was
+    /// started with `code_challenge`, `code_verifier` is required (and must
+    /// not be sent otherwise). `token_delivery` works as at login. Errors:
+    /// 400 `invalid_code`; 403 `invalid_origin`.
     #[oai(path = "/exchange", method = "post", operation_id = "oauthExchange")]
     async fn exchange(
         &self,
@@ -136,7 +164,9 @@ impl OAuthApi {
         if mode == TokenDelivery::Cookie {
             state.browser.check_origin_if_sent(req)?;
         }
-        let signed_in = oauth::exchange(&state, &body.0.code, client_info(req)).await.map_err(sign_in_error)?;
+        let verifier = body.0.code_verifier.as_deref();
+        let signed_in =
+            oauth::exchange(&state, &body.0.code, verifier, client_info(req)).await.map_err(sign_in_error)?;
         let tokens = super::auth::deliver(&state, req, signed_in.tokens, mode);
         let response = OAuthTokenResponse { is_new_user: signed_in.is_new_user, tokens };
         Ok(ExchangeResponse::Ok(Json(response), "no-store".into()))

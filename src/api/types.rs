@@ -167,6 +167,8 @@ impl From<IssuedTokens> for TokenResponse {
 pub struct OAuthExchangeRequest {
     /// The `code` query parameter the browser came back with (`lk_oc_…`).
     pub code: String,
+    /// The PKCE verifier of the `code_challenge` the app started the sign-in with.
+    pub code_verifier: Option<String>,
     pub token_delivery: Option<TokenDelivery>,
 }
 

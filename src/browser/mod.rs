@@ -97,6 +97,33 @@ impl Browser {
         cookie
     }
 
+    /// Binds a Google sign-in to the browser that started it: the `state`
+    /// sent to the provider must come back with this cookie. `SameSite=Lax`,
+    /// since the return from the provider is a cross-site navigation.
+    pub fn sign_in_cookie(&self) -> &'static str {
+        if self.secure { "__Host-lk_signin" } else { "lk_signin" }
+    }
+
+    fn sign_in_path(&self) -> &'static str {
+        if self.secure { "/" } else { "/v1/auth/oauth" }
+    }
+
+    /// The cookie that remembers a started sign-in's `state` for 10 minutes.
+    pub fn sign_in_cookie_line(&self, state: &str) -> String {
+        let secure = if self.secure { "; Secure" } else { "" };
+        format!(
+            "{}={state}; Path={}; Max-Age=600; SameSite=Lax; HttpOnly{secure}",
+            self.sign_in_cookie(),
+            self.sign_in_path()
+        )
+    }
+
+    /// The cookie line that deletes it.
+    pub fn sign_in_cookie_cleared(&self) -> String {
+        let secure = if self.secure { "; Secure" } else { "" };
+        format!("{}=; Path={}; Max-Age=0; SameSite=Lax; HttpOnly{secure}", self.sign_in_cookie(), self.sign_in_path())
+    }
+
     /// Whether `origin` may make cookie-authenticated requests.
     pub fn origin_allowed(&self, origin: &str) -> bool {
         self.cors_origins.iter().chain(&self.own_origins).any(|o| o == origin)

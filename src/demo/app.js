@@ -138,6 +138,23 @@ async function loadSessions() {
   }
 }
 
+function base64url(bytes) {
+  return btoa(String.fromCharCode(...bytes)).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+}
+
+// What a failed Google sign-in comes back with; anything else is shown as unknown.
+const SIGN_IN_ERRORS = {
+  access_denied: 'you declined at Google',
+  email_not_verified: 'Google does not vouch for that address',
+  provider_unavailable: 'Google could not be reached',
+  invalid_grant: 'the sign-in expired or was already used',
+  nonce_mismatch: 'the answer belonged to another sign-in',
+  invalid_id_token: 'the answer could not be verified',
+  issuer_mismatch: 'the answer came from the wrong provider',
+  provider_error: 'Google reported an error',
+  server_error: 'latchkey could not finish it',
+};
+
 // ---- actions ----
 function on(id, event, handler) {
   $(id).addEventListener(event, async (e) => {
@@ -150,7 +167,19 @@ function wire() {
   for (const select of [$('robotics'), $('aiml')]) {
     for (const level of LEVELS) select.append(new Option(level, level));
   }
-  $('google').href = `/v1/auth/oauth/google/authorize?redirect_to=${encodeURIComponent(location.origin + '/demo/signed-in')}`;
+  // Google: the app binds the sign-in to itself with its own PKCE pair, so a
+  // login code planted in this page's address by someone else is useless.
+  on('google', 'click', async () => {
+    const params = new URLSearchParams({ redirect_to: `${location.origin}/demo/signed-in` });
+    if (window.crypto?.subtle) {
+      const verifier = base64url(crypto.getRandomValues(new Uint8Array(32)));
+      const digest = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(verifier));
+      sessionStorage.setItem('latchkey-demo-pkce', verifier);
+      params.set('code_challenge', base64url(new Uint8Array(digest)));
+      params.set('code_challenge_method', 'S256');
+    }
+    location.assign(`/v1/auth/oauth/google/authorize?${params}`);
+  });
 
   on('signup-form', 'submit', async () => {
     const body = { email: $('signup-email').value, password: $('signup-password').value };
@@ -176,9 +205,11 @@ function wire() {
     say(r.ok ? 'Tokens refreshed.' : problemText(r.data), !r.ok);
   });
 
+  // By the cookie (and the CSRF header): it works even when the access
+  // token in memory has expired, and the answer clears the cookies.
   on('logout', 'click', async () => {
-    const r = await call('POST', '/v1/auth/logout', { auth: true });
-    if (!r.ok && r.status !== 401) return say(problemText(r.data), true);
+    const r = await call('POST', '/v1/auth/logout', { csrf: true });
+    if (!r.ok) return say(problemText(r.data), true);
     signedOut('Logged out.');
   });
 
@@ -234,10 +265,17 @@ async function start() {
     show('forgot');
     return say('');
   }
-  if (page === 'signed-in') {
+  if (page === 'signed-in' || params.has('code') || params.has('error')) {
     history.replaceState(null, '', '/demo');
-    if (params.get('error')) return signedOut(`Google sign-in failed: ${params.get('error')}`, true);
+    const verifier = sessionStorage.getItem('latchkey-demo-pkce');
+    sessionStorage.removeItem('latchkey-demo-pkce');
+    const error = params.get('error');
+    if (error) {
+      const reason = SIGN_IN_ERRORS[error] || 'unknown error';
+      return signedOut(`Google sign-in failed: ${error} (${reason}).`, true);
+    }
     const body = { code: params.get('code') || '', token_delivery: 'cookie' };
+    if (verifier) body.code_verifier = verifier;
     const r = await call('POST', '/v1/auth/oauth/exchange', { body });
     if (!r.ok) return signedOut(problemText(r.data), true);
     await signedIn(r.data);

@@ -96,6 +96,8 @@ pub enum SignInError {
     NotConfigured,
     #[error("redirect_to is not an allowed app URL")]
     InvalidRedirect,
+    #[error("code_challenge must be an S256 challenge (43 base64url characters)")]
+    InvalidChallenge,
     /// No safe place to send the browser back to.
     #[error("sign-in failed: {}", .0.code())]
     NoRedirect(Failure),
@@ -125,11 +127,38 @@ fn random_value() -> String {
     opaque::encode("", &opaque::random())
 }
 
+/// A started sign-in: where to send the browser, and the `state` to bind to
+/// it (none when the provider could not be reached and the browser goes
+/// straight back).
+pub struct Started {
+    pub url: Url,
+    pub state: Option<String>,
+}
+
+/// What an app asks for when it starts a sign-in.
+pub struct Begin<'a> {
+    pub redirect_to: &'a str,
+    /// The app's own PKCE S256 challenge, if it binds the login code to itself.
+    pub code_challenge: Option<&'a str>,
+    pub code_challenge_method: Option<&'a str>,
+}
+
+/// The S256 PKCE challenge of `verifier`: base64url(SHA-256(verifier)).
+pub fn s256(verifier: &str) -> String {
+    opaque::encode("", &opaque::hash_text(verifier).try_into().expect("SHA-256 is 32 bytes"))
+}
+
 /// Starts a sign-in: where to send the browser. A provider that cannot be
 /// reached sends it straight back to the app with `error=provider_unavailable`.
-pub async fn begin(state: &AppState, redirect_to: &str, client: &ClientInfo) -> Result<Url, SignInError> {
+pub async fn begin(state: &AppState, request: Begin<'_>, client: &ClientInfo) -> Result<Started, SignInError> {
     let provider = state.google.as_ref().ok_or(SignInError::NotConfigured)?;
-    let back = state.redirects.check(redirect_to).ok_or(SignInError::InvalidRedirect)?;
+    let back = state.redirects.check(request.redirect_to).ok_or(SignInError::InvalidRedirect)?;
+    let well_formed = |c: &str| c.len() == 43 && c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    let app_code_challenge = match (request.code_challenge, request.code_challenge_method) {
+        (None, None) => None,
+        (Some(c), None | Some("S256")) if well_formed(c) => Some(c.to_string()),
+        _ => return Err(SignInError::InvalidChallenge),
+    };
     let (state_value, nonce) = (random_value(), random_value());
     let (pkce_challenge, pkce_verifier) = PkceCodeChallenge::new_random_sha256();
     let request = AuthorizationRequest { state: &state_value, nonce: &nonce, pkce_challenge };
@@ -138,7 +167,7 @@ pub async fn begin(state: &AppState, redirect_to: &str, client: &ClientInfo) -> 
         Err(e) => {
             let failure = Failure::from(&e);
             failed(failure, &e, client);
-            return Ok(redirect::with_params(&back, &[("error", failure.code())]));
+            return Ok(Started { url: redirect::with_params(&back, &[("error", failure.code())]), state: None });
         }
     };
     let now = Utc::now();
@@ -148,11 +177,12 @@ pub async fn begin(state: &AppState, redirect_to: &str, client: &ClientInfo) -> 
         nonce,
         pkce_verifier: pkce_verifier.secret().clone(),
         redirect_to: back.to_string(),
+        app_code_challenge,
         created_at: now,
         expires_at: now + STATE_TTL,
     };
     store::save_state(&state.db, pending).await?;
-    Ok(url)
+    Ok(Started { url, state: Some(state_value) })
 }
 
 /// The query the provider sends the browser back with.
@@ -162,12 +192,21 @@ pub struct Callback {
     pub code: Option<String>,
     pub error: Option<String>,
     pub iss: Option<String>,
+    /// The `state` remembered by the browser's sign-in cookie.
+    pub bound_state: Option<String>,
 }
 
 /// Finishes a sign-in at the provider: where to send the browser (the app,
 /// with `code` or `error`).
 pub async fn callback(state: &AppState, query: Callback, client: &ClientInfo) -> Result<Url, SignInError> {
     let provider = state.google.as_ref().ok_or(SignInError::NotConfigured)?;
+    // A sign-in finishes only in the browser that started it: otherwise
+    // anyone could send a victim the callback URL of their own sign-in and
+    // log the victim into the attacker's account.
+    if query.state.is_none() || query.bound_state != query.state {
+        failed(Failure::InvalidState, &"state missing, or not the one this browser started", client);
+        return Err(SignInError::NoRedirect(Failure::InvalidState));
+    }
     let now = Utc::now();
     let hash = query.state.as_deref().map(opaque::hash_text);
     let pending = match &hash {
@@ -218,7 +257,7 @@ async fn finish(
     let Some(email) = identity.email.as_deref().and_then(|e| validate::email(e).ok()) else {
         return Err(fail(Failure::InvalidIdToken, &format!("subject {} has no usable address", identity.subject)));
     };
-    match sign_in(state, &identity, email, client, now).await {
+    match sign_in(state, &identity, email, pending.app_code_challenge.clone(), client, now).await {
         Ok(code) => Ok(code),
         Err(e) => {
             tracing::error!(error = %e, "storing a provider sign-in failed");
@@ -233,6 +272,7 @@ async fn sign_in(
     state: &AppState,
     identity: &Identity,
     email: validate::Email,
+    code_challenge: Option<String>,
     client: &ClientInfo,
     now: DateTime<Utc>,
 ) -> anyhow::Result<String> {
@@ -251,6 +291,7 @@ async fn sign_in(
             provider: GOOGLE.into(),
             is_new_user,
             expires_at: now + LOGIN_CODE_TTL,
+            code_challenge: code_challenge.clone(),
         };
         store::save_code(&txn, code, now).await?;
         txn.commit().await?;
@@ -324,11 +365,24 @@ pub struct SignedIn {
 /// Trades a one-time login code for a session. A code presented a second
 /// time is refused and the session its first use opened is revoked: the
 /// code leaked, and whoever holds that session may not be the person.
-pub async fn exchange(state: &AppState, presented: &str, client: ClientInfo) -> Result<SignedIn, SignInError> {
+/// A code bound to the app by a PKCE challenge needs its verifier; a
+/// verifier with an unbound code means the app did not start this sign-in
+/// (a code injected into its return URL), so that is refused too.
+pub async fn exchange(
+    state: &AppState,
+    presented: &str,
+    code_verifier: Option<&str>,
+    client: ClientInfo,
+) -> Result<SignedIn, SignInError> {
     let bytes = opaque::decode(LOGIN_CODE_PREFIX, presented.trim()).ok_or(SignInError::InvalidCode)?;
     let hash = opaque::hash(&bytes);
     let now = Utc::now();
-    match store::claim_code(&state.db, &hash, now).await? {
+    let bound_to_caller = |code: &entity::oauth_login_code::Model| match (&code.code_challenge, code_verifier) {
+        (None, None) => true,
+        (Some(challenge), Some(verifier)) => s256(verifier) == *challenge,
+        _ => false,
+    };
+    match store::claim_code(&state.db, &hash, now, bound_to_caller).await? {
         store::CodeUse::Claimed(code) => {
             let user = users::find_by_id(&state.db, code.user_id).await?.ok_or(SignInError::InvalidCode)?;
             let mut tokens = session::start(state, &user, &code.provider, client).await?;
@@ -342,6 +396,10 @@ pub async fn exchange(state: &AppState, presented: &str, client: ClientInfo) -> 
                 sessions::revoke(&state.db, session_id, code.user_id, kind, client.origin(), now).await?;
             }
             tracing::warn!(user_id = %code.user_id, "provider login code presented again; its session was revoked");
+            Err(SignInError::InvalidCode)
+        }
+        store::CodeUse::NotBound => {
+            tracing::warn!("provider login code presented without its app's PKCE verifier; refused");
             Err(SignInError::InvalidCode)
         }
         store::CodeUse::Expired | store::CodeUse::Unknown => Err(SignInError::InvalidCode),

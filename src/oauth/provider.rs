@@ -106,6 +106,7 @@ struct IdClaims {
     #[serde(default)]
     email_verified: Flag,
     name: Option<String>,
+    iat: i64,
 }
 
 /// `email_verified` as a boolean, or as the string some providers send.
@@ -305,6 +306,10 @@ impl OidcProvider {
         validation.leeway = LEEWAY_SECS;
         let claims =
             jsonwebtoken::decode::<IdClaims>(token, &key, &validation).map_err(|e| invalid(e.to_string()))?.claims;
+        // jsonwebtoken requires `iat` but does not judge it: not from the future.
+        if claims.iat > chrono::Utc::now().timestamp() + LEEWAY_SECS as i64 {
+            return Err(invalid("issued in the future".into()));
+        }
         let several_audiences = claims.aud.as_array().is_some_and(|a| a.len() > 1);
         if (several_audiences || claims.azp.is_some()) && claims.azp.as_deref() != Some(self.client_id.as_str()) {
             return Err(invalid("azp is not this client".into()));

@@ -22,6 +22,7 @@ pub async fn save_state(db: &impl ConnectionTrait, pending: PendingSignIn) -> Re
         nonce: Set(pending.nonce),
         pkce_verifier: Set(pending.pkce_verifier),
         redirect_to: Set(pending.redirect_to),
+        app_code_challenge: Set(pending.app_code_challenge),
         created_at: Set(pending.created_at),
         expires_at: Set(pending.expires_at),
     };
@@ -55,6 +56,7 @@ pub struct NewLoginCode {
     pub provider: String,
     pub is_new_user: bool,
     pub expires_at: DateTime<Utc>,
+    pub code_challenge: Option<String>,
 }
 
 pub async fn save_code(db: &impl ConnectionTrait, code: NewLoginCode, now: DateTime<Utc>) -> Result<(), DbErr> {
@@ -67,6 +69,7 @@ pub async fn save_code(db: &impl ConnectionTrait, code: NewLoginCode, now: DateT
         expires_at: Set(code.expires_at),
         used_at: Set(None),
         session_id: Set(None),
+        code_challenge: Set(code.code_challenge),
     };
     oauth_login_code::Entity::insert(row).exec_without_returning(db).await?;
     Ok(())
@@ -80,10 +83,17 @@ pub enum CodeUse {
     Replayed(oauth_login_code::Model),
     Expired,
     Unknown,
+    /// `accept` refused it; it stays unused.
+    NotBound,
 }
 
-/// Claims a login code.
-pub async fn claim_code(db: &impl ConnectionTrait, hash: &[u8], now: DateTime<Utc>) -> Result<CodeUse, DbErr> {
+/// Claims a login code, if `accept` agrees it belongs to the caller.
+pub async fn claim_code(
+    db: &impl ConnectionTrait,
+    hash: &[u8],
+    now: DateTime<Utc>,
+    accept: impl FnOnce(&oauth_login_code::Model) -> bool,
+) -> Result<CodeUse, DbErr> {
     let Some(found) = oauth_login_code::Entity::find_by_id(hash.to_vec()).one(db).await? else {
         return Ok(CodeUse::Unknown);
     };
@@ -92,6 +102,9 @@ pub async fn claim_code(db: &impl ConnectionTrait, hash: &[u8], now: DateTime<Ut
     }
     if found.expires_at <= now {
         return Ok(CodeUse::Expired);
+    }
+    if !accept(&found) {
+        return Ok(CodeUse::NotBound);
     }
     let claimed = oauth_login_code::Entity::update_many()
         .col_expr(oauth_login_code::Column::UsedAt, Expr::value(now))

@@ -7,7 +7,7 @@ use url::Url;
 
 use crate::{
     helpers::{Backend, Options, PASSWORD, TestApp, assert_problem, spawn_app, spawn_with},
-    oidc::{APP, Provider, found, param},
+    oidc::{APP, Provider, Started, found, param},
     on_both_backends,
     smtp::free_port,
     tokens::verify_with_jwks,
@@ -163,22 +163,23 @@ async fn failures_send_the_browser_back_with_an_error_and_change_nothing() {
     let before = (accounts(), links());
 
     // The person declines at the provider.
-    let authorize = app.google_start().await;
-    let back = found(&app.google_callback(&provider.deny(authorize.as_str()).await).await);
+    let started = app.google_start().await;
+    let back = found(&app.google_callback(&provider.deny(started.url.as_str()).await, &started).await);
     assert_sent_back_with_error(&back, "access_denied");
     logged(&app, "access_denied").await;
 
     // The provider does not vouch for the address.
-    let authorize = app.google_start().await;
-    let callback = provider.sign_in(authorize.as_str(), "unverified-frank@example.com").await;
-    assert_sent_back_with_error(&found(&app.google_callback(&callback).await), "email_not_verified");
+    let started = app.google_start().await;
+    let callback = provider.sign_in(started.url.as_str(), "unverified-frank@example.com").await;
+    assert_sent_back_with_error(&found(&app.google_callback(&callback, &started).await), "email_not_verified");
     logged(&app, "email_not_verified").await;
 
     // A code minted for a different nonce (an attacker's own authorization
     // request, carrying this sign-in's state and PKCE challenge).
-    let authorize = app.google_start().await;
-    let mut forged = authorize.clone();
-    let pairs: Vec<(String, String)> = authorize
+    let started = app.google_start().await;
+    let mut forged = started.url.clone();
+    let pairs: Vec<(String, String)> = started
+        .url
         .query_pairs()
         .map(|(k, v)| {
             let v = if k == "nonce" { "attackers-nonce".into() } else { v.into_owned() };
@@ -187,7 +188,7 @@ async fn failures_send_the_browser_back_with_an_error_and_change_nothing() {
         .collect();
     forged.query_pairs_mut().clear().extend_pairs(pairs);
     let callback = provider.sign_in(forged.as_str(), "mallory@example.com").await;
-    assert_sent_back_with_error(&found(&app.google_callback(&callback).await), "nonce_mismatch");
+    assert_sent_back_with_error(&found(&app.google_callback(&callback, &started).await), "nonce_mismatch");
     logged(&app, "nonce_mismatch").await;
 
     // A state that was never issued, or none: no safe place to go back to.
@@ -198,32 +199,33 @@ async fn failures_send_the_browser_back_with_an_error_and_change_nothing() {
     logged(&app, "invalid_state").await;
 
     // A state older than 10 minutes.
-    let authorize = app.google_start().await;
-    let callback = provider.sign_in(authorize.as_str(), "grace@example.com").await;
+    let started = app.google_start().await;
+    let callback = provider.sign_in(started.url.as_str(), "grace@example.com").await;
     app.sql("UPDATE oauth_states SET expires_at = now() - interval '1 second'");
-    assert_problem(app.google_callback(&callback).await, 400, "invalid_state").await;
+    assert_problem(app.google_callback(&callback, &started).await, 400, "invalid_state").await;
 
     assert_eq!((accounts(), links()), before, "failed sign-ins changed accounts");
 
     // Replays: the provider's redirect delivered twice (the state is used up),
     // and its code presented again under a fresh state (the provider refuses it).
-    let authorize = app.google_start().await;
-    let callback = provider.sign_in(authorize.as_str(), "heidi@example.com").await;
-    assert!(param(&found(&app.google_callback(&callback).await), "code").is_some());
+    let started = app.google_start().await;
+    let callback = provider.sign_in(started.url.as_str(), "heidi@example.com").await;
+    assert!(param(&found(&app.google_callback(&callback, &started).await), "code").is_some());
     let before = (accounts(), links());
-    assert_problem(app.google_callback(&callback).await, 400, "invalid_state").await;
+    assert_problem(app.google_callback(&callback, &started).await, 400, "invalid_state").await;
     let fresh = app.google_start().await;
     let mut replay = callback.clone();
     let code = param(&callback, "code").unwrap();
-    replay.query_pairs_mut().clear().append_pair("code", &code).append_pair("state", &param(&fresh, "state").unwrap());
-    assert_sent_back_with_error(&found(&app.google_callback(&replay).await), "invalid_grant");
+    let fresh_state = param(&fresh.url, "state").unwrap();
+    replay.query_pairs_mut().clear().append_pair("code", &code).append_pair("state", &fresh_state);
+    assert_sent_back_with_error(&found(&app.google_callback(&replay, &fresh).await), "invalid_grant");
     logged(&app, "invalid_grant").await;
 
     // The provider goes down mid-sign-in.
-    let authorize = app.google_start().await;
-    let callback = provider.sign_in(authorize.as_str(), "ivan@example.com").await;
+    let started = app.google_start().await;
+    let callback = provider.sign_in(started.url.as_str(), "ivan@example.com").await;
     provider.stop().await;
-    assert_sent_back_with_error(&found(&app.google_callback(&callback).await), "provider_unavailable");
+    assert_sent_back_with_error(&found(&app.google_callback(&callback, &started).await), "provider_unavailable");
     logged(&app, "provider_unavailable").await;
     assert_eq!((accounts(), links()), before, "failed sign-ins changed accounts");
 }
@@ -272,9 +274,9 @@ async fn redirect_to_must_be_an_allowed_app_url() {
     // Without redirect_to, the app URL.
     let resp = app.client.get(app.url("/v1/auth/oauth/google/authorize")).send().await.unwrap();
     assert_eq!(resp.headers()["cache-control"], "no-store");
-    let to = found(&resp);
-    let callback = provider.sign_in(to.as_str(), "judy@example.com").await;
-    let back = found(&app.google_callback(&callback).await);
+    let started = Started::from(resp);
+    let callback = provider.sign_in(started.url.as_str(), "judy@example.com").await;
+    let back = found(&app.google_callback(&callback, &started).await);
     assert!(back.as_str().starts_with("http://app.test/?code=lk_oc_"), "{back}");
 }
 
@@ -284,4 +286,72 @@ async fn without_a_client_the_endpoints_say_not_configured() {
     assert_problem(app.google_authorize(APP).await, 404, "provider_not_configured").await;
     let callback = app.url("/v1/auth/oauth/google/callback?state=x&code=y");
     assert_problem(app.client.get(callback).send().await.unwrap(), 404, "provider_not_configured").await;
+}
+
+#[tokio::test]
+async fn a_sign_in_finishes_only_in_the_browser_that_started_it() {
+    let provider = Provider::start().await;
+    let app = spawn_with(provider.configure(Options::default())).await;
+    let resp = app.google_authorize(APP).await;
+    let line = resp.headers().get_all("set-cookie").iter().map(|v| v.to_str().unwrap().to_string()).collect::<Vec<_>>();
+    assert_eq!(line.len(), 1, "{line:?}");
+    for attribute in ["Path=/", "Max-Age=600", "SameSite=Lax", "HttpOnly", "Secure"] {
+        assert!(line[0].split("; ").any(|a| a == attribute), "{attribute} missing: {line:?}");
+    }
+    let started = Started::from(resp);
+
+    // An attacker signs in with their own account and sends the victim the
+    // callback URL: the victim's browser has no (or another) sign-in cookie.
+    let callback = provider.sign_in(started.url.as_str(), "attacker@example.com").await;
+    assert_problem(app.google_callback_with(&callback, None).await, 400, "invalid_state").await;
+    let victims = app.google_start().await;
+    assert_problem(app.google_callback_with(&callback, Some(&victims.cookie)).await, 400, "invalid_state").await;
+    logged(&app, "invalid_state").await;
+    assert_eq!(app.sql("SELECT count(*) FROM users"), "0");
+    // The browser that started it still finishes it, and the cookie is cleared.
+    let resp = app.google_callback(&callback, &started).await;
+    let cleared = resp.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(cleared.starts_with("__Host-lk_signin=;") && cleared.contains("Max-Age=0"), "{cleared}");
+    assert!(param(&found(&resp), "code").is_some());
+}
+
+#[tokio::test]
+async fn an_app_can_bind_the_login_code_to_itself_with_pkce() {
+    let provider = Provider::start().await;
+    let app = spawn_with(provider.configure(Options::default())).await;
+    let verifier = "a-verifier-the-app-keeps-to-itself-0123456789";
+    let challenge = latchkey::oauth::s256(verifier);
+    let start = |challenge: &str, method: &str| {
+        let url = Url::parse_with_params(
+            &app.url("/v1/auth/oauth/google/authorize"),
+            [("redirect_to", APP), ("code_challenge", challenge), ("code_challenge_method", method)],
+        )
+        .unwrap();
+        app.client.get(url).send()
+    };
+    for (bad, method) in [("short", "S256"), (challenge.as_str(), "plain"), (&"x".repeat(43)[..], "S512")] {
+        assert_problem(start(bad, method).await.unwrap(), 400, "invalid_code_challenge").await;
+    }
+
+    let started = Started::from(start(&challenge, "S256").await.unwrap());
+    let callback = provider.sign_in(started.url.as_str(), "kim@example.com").await;
+    let code = param(&found(&app.google_callback(&callback, &started).await), "code").unwrap();
+    let exchange = |verifier: Option<&str>| {
+        let mut body = json!({ "code": code });
+        if let Some(v) = verifier {
+            body["code_verifier"] = json!(v);
+        }
+        app.post("/v1/auth/oauth/exchange", body)
+    };
+    // Someone who found the code but is not the app: refused, and the code survives.
+    assert_problem(exchange(None).await, 400, "invalid_code").await;
+    assert_problem(exchange(Some("another-verifier-of-the-right-shape-0123456789")).await, 400, "invalid_code").await;
+    assert_eq!(exchange(Some(verifier)).await.status(), 200);
+
+    // A code from a sign-in the app did not start (no challenge) is refused
+    // when the app, which always binds, sends its verifier.
+    let back = app.google_sign_in(&provider, "kim@example.com").await;
+    let planted = param(&back, "code").unwrap();
+    let body = json!({ "code": planted, "code_verifier": verifier });
+    assert_problem(app.post("/v1/auth/oauth/exchange", body).await, 400, "invalid_code").await;
 }

@@ -167,7 +167,16 @@ async fn verifies_tokens(example: Example) {
     }
     let active = active_kid(&app).await;
     app.wait_for_jwks(|set| set.find(&active).is_some()).await;
-    let (fresh, _) = login(&app, &email).await;
+    // The JWKS may publish a key before the server signs with it (keys are
+    // published ahead of use): log in until the new key signs.
+    let mut fresh = String::new();
+    for _ in 0..100 {
+        fresh = login(&app, &email).await.0;
+        if decode_header(&fresh).unwrap().kid.as_deref() == Some(active.as_str()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     assert_eq!(decode_header(&fresh).unwrap().kid.as_deref(), Some(active.as_str()));
     assert_ne!(decode_header(&fresh).unwrap().kid, header.kid, "signed with another key");
     tokio::time::sleep(Duration::from_millis(COOLDOWN_MS + 200)).await;

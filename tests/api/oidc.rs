@@ -4,7 +4,10 @@
 
 use std::{process::Stdio, time::Duration};
 
-use reqwest::{StatusCode, header::LOCATION};
+use reqwest::{
+    StatusCode,
+    header::{COOKIE, LOCATION, SET_COOKIE},
+};
 use serde_json::Value;
 use tokio::{
     io::{AsyncBufReadExt, BufReader},
@@ -112,6 +115,27 @@ pub fn found(resp: &reqwest::Response) -> Url {
     Url::parse(resp.headers()[LOCATION].to_str().unwrap()).unwrap()
 }
 
+/// A sign-in started at latchkey: the provider URL it redirected to, and the
+/// cookie that binds it to the browser (`name=value`).
+pub struct Started {
+    pub url: Url,
+    pub cookie: String,
+}
+
+impl Started {
+    pub fn from(resp: reqwest::Response) -> Self {
+        let url = found(&resp);
+        let line = resp
+            .headers()
+            .get_all(SET_COOKIE)
+            .iter()
+            .map(|v| v.to_str().unwrap().to_string())
+            .find(|l| l.starts_with("__Host-lk_signin="))
+            .unwrap_or_else(|| panic!("no sign-in cookie with the redirect to {url}"));
+        Self { url, cookie: line.split(';').next().unwrap().to_string() }
+    }
+}
+
 pub fn param(url: &Url, name: &str) -> Option<String> {
     url.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
 }
@@ -124,23 +148,33 @@ impl TestApp {
         self.client.get(url).send().await.unwrap()
     }
 
-    /// Starts a sign-in that comes back to `APP`; returns the provider URL it redirects to.
-    pub async fn google_start(&self) -> Url {
-        found(&self.google_authorize(APP).await)
+    /// Starts a sign-in that comes back to `APP`.
+    pub async fn google_start(&self) -> Started {
+        Started::from(self.google_authorize(APP).await)
     }
 
-    /// Delivers the provider's redirect (a callback URL) to this server; returns the response.
-    pub async fn google_callback(&self, callback: &Url) -> reqwest::Response {
+    /// Delivers the provider's redirect (a callback URL) to this server, from
+    /// the browser that started `started`; returns the response.
+    pub async fn google_callback(&self, callback: &Url, started: &Started) -> reqwest::Response {
+        self.google_callback_with(callback, Some(&started.cookie)).await
+    }
+
+    /// The same from a browser holding `cookie` (or none).
+    pub async fn google_callback_with(&self, callback: &Url, cookie: Option<&str>) -> reqwest::Response {
         assert!(callback.as_str().starts_with(CALLBACK), "the provider redirected to {callback}");
         let url = format!("{}?{}", self.url("/v1/auth/oauth/google/callback"), callback.query().unwrap_or(""));
-        self.client.get(url).send().await.unwrap()
+        let mut request = self.client.get(url);
+        if let Some(cookie) = cookie {
+            request = request.header(COOKIE, cookie);
+        }
+        request.send().await.unwrap()
     }
 
     /// A whole sign-in as `username`; returns where latchkey sends the browser back to.
     pub async fn google_sign_in(&self, provider: &Provider, username: &str) -> Url {
-        let authorize = self.google_start().await;
-        let callback = provider.sign_in(authorize.as_str(), username).await;
-        found(&self.google_callback(&callback).await)
+        let started = self.google_start().await;
+        let callback = provider.sign_in(started.url.as_str(), username).await;
+        found(&self.google_callback(&callback, &started).await)
     }
 
     pub async fn oauth_exchange(&self, code: &str) -> reqwest::Response {
