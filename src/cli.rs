@@ -186,7 +186,7 @@ where
 }
 
 /// glibc keeps freed large blocks in per-thread arenas and raises its mmap
-/// threshold after each big free, so argon2's 19 MiB working memory would stay
+/// threshold after each big free, so argon2's working memory (12 MiB) would stay
 /// resident after every login. A fixed threshold makes such blocks mmap'd and
 /// returned to the system as soon as a hash is done.
 fn tune_allocator() {
