@@ -71,6 +71,19 @@ pub struct OpenIdConfiguration {
     pub token_endpoint_auth_methods_supported: Vec<String>,
 }
 
+/// The key set, or 304 when `if_none_match` names the current one. Also
+/// served ahead of the middleware stack (see `api::app`).
+pub fn jwks(state: &AppState, if_none_match: Option<&str>) -> JwksResponse {
+    let ring = state.keys.load();
+    let (body, etag) = ring.jwks();
+    let matches = if_none_match.is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
+    if matches {
+        JwksResponse::NotModified(etag.to_string(), JWKS_CACHE_CONTROL.into())
+    } else {
+        JwksResponse::Ok(JwksBody(body.clone()), etag.to_string(), JWKS_CACHE_CONTROL.into())
+    }
+}
+
 #[OpenApi(tag = "ApiTags::Discovery")]
 impl DiscoveryApi {
     /// The JSON Web Key Set
@@ -86,15 +99,7 @@ impl DiscoveryApi {
         #[oai(name = "If-None-Match")]
         if_none_match: Header<Option<String>>,
     ) -> JwksResponse {
-        let ring = state.keys.load();
-        let (body, etag) = ring.jwks();
-        let matches =
-            if_none_match.0.as_deref().is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
-        if matches {
-            JwksResponse::NotModified(etag.to_string(), JWKS_CACHE_CONTROL.into())
-        } else {
-            JwksResponse::Ok(JwksBody(body.clone()), etag.to_string(), JWKS_CACHE_CONTROL.into())
-        }
+        jwks(&state, if_none_match.0.as_deref())
     }
 
     /// OpenID Provider metadata

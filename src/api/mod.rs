@@ -79,6 +79,7 @@ pub fn app(state: AppState) -> impl Endpoint + 'static {
     let api = service();
     let max_body = state.config.max_body_bytes;
     let browser = state.browser.clone();
+    let jwks_state = state.clone();
     Route::new()
         .nest("/docs", api.swagger_ui())
         .at("/openapi.json", api.spec_endpoint())
@@ -89,7 +90,28 @@ pub fn app(state: AppState) -> impl Endpoint + 'static {
         .catch_all_error(render_poem_error)
         .around(crate::browser::cookies::write_queued)
         .around(move |ep, req| crate::browser::cors::handle(ep, req, browser.clone()))
+        .around(move |ep, req| serve_jwks_first(ep, req, jwks_state.clone()))
         .into_endpoint()
+}
+
+/// `GET /.well-known/jwks.json` is fetched by every verifier of every
+/// service: it is answered here, before routing and the middleware it does
+/// not need (body limits, cookies), with the handler the OpenAPI operation
+/// uses, so the two cannot differ.
+async fn serve_jwks_first<E: Endpoint>(
+    ep: std::sync::Arc<E>,
+    req: poem::Request,
+    state: AppState,
+) -> poem::Result<poem::Response> {
+    use poem::IntoResponse;
+    if req.method() != poem::http::Method::GET || req.uri().path() != "/.well-known/jwks.json" {
+        return ep.call(req).await.map(IntoResponse::into_response);
+    }
+    let header = |name| req.headers().get(name);
+    let if_none_match = header(poem::http::header::IF_NONE_MATCH).and_then(|v| v.to_str().ok());
+    let mut resp = discovery::jwks(&state, if_none_match).into_response();
+    crate::browser::cors::decorate(&mut resp, &state.browser, header(poem::http::header::ORIGIN), req.uri().path());
+    Ok(resp)
 }
 
 /// How much of a refused body is read and thrown away before answering 413,

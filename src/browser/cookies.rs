@@ -29,8 +29,13 @@ pub fn set(req: &Request, cookie: String) {
     }
 }
 
-/// Middleware: gives each request a cookie queue and writes it out.
+/// Middleware: gives each request under `/v1/auth` (the only handlers that
+/// set cookies) a cookie queue and writes it out. Other paths (JWKS above
+/// all) pay nothing.
 pub async fn write_queued<E: Endpoint>(ep: Arc<E>, mut req: Request) -> poem::Result<Response> {
+    if !req.uri().path().starts_with("/v1/auth/") {
+        return ep.call(req).await.map(IntoResponse::into_response);
+    }
     let out = Outgoing::default();
     req.extensions_mut().insert(out.clone());
     let mut resp = match ep.call(req).await {

@@ -26,18 +26,33 @@ enum Access {
     Denied,
 }
 
+fn access(browser: &Browser, origin: &HeaderValue, path: &str) -> Access {
+    match origin.to_str() {
+        Ok(o) if browser.cors_origins.iter().any(|allowed| allowed == o) => Access::Credentialed,
+        _ if path.starts_with("/.well-known/") => Access::Public,
+        _ => Access::Denied,
+    }
+}
+
+/// The CORS headers of an answer to a request (not a preflight) that
+/// carried `origin`, or none.
+pub fn decorate(resp: &mut Response, browser: &Browser, origin: Option<&HeaderValue>, path: &str) {
+    match origin {
+        Some(origin) => allow(resp.headers_mut(), &access(browser, origin, path), origin.clone()),
+        // Answers differ by origin: shared caches must key on it.
+        None => {
+            resp.headers_mut().append(header::VARY, HeaderValue::from_static("Origin"));
+        }
+    }
+}
+
 pub async fn handle<E: Endpoint>(ep: Arc<E>, req: Request, browser: Arc<Browser>) -> poem::Result<Response> {
     let Some(origin) = req.headers().get(header::ORIGIN).cloned() else {
-        // Answers differ by origin: shared caches must key on it.
         let mut resp = ep.call(req).await.map(IntoResponse::into_response)?;
-        resp.headers_mut().append(header::VARY, HeaderValue::from_static("Origin"));
+        decorate(&mut resp, &browser, None, "");
         return Ok(resp);
     };
-    let access = match origin.to_str() {
-        Ok(o) if browser.cors_origins.iter().any(|allowed| allowed == o) => Access::Credentialed,
-        _ if req.uri().path().starts_with("/.well-known/") => Access::Public,
-        _ => Access::Denied,
-    };
+    let access = access(&browser, &origin, req.uri().path());
     let preflight =
         req.method() == Method::OPTIONS && req.headers().contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
     if preflight {
