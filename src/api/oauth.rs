@@ -63,6 +63,7 @@ fn sign_in_error(e: SignInError) -> ApiError {
         SignInError::InvalidCode => {
             ApiError::bad_request("invalid_code", "The login code is unknown, expired or already used.")
         }
+        SignInError::RateLimited(limited) => ApiError::rate_limited(limited),
         SignInError::Internal(e) => ApiError::internal(e),
     }
 }
@@ -81,8 +82,9 @@ impl OAuthApi {
     /// its own) gets a login code that only its `code_verifier` can exchange,
     /// so a code planted in its return URL is useless. If Google cannot be
     /// reached the browser goes straight back with `error=provider_unavailable`.
-    /// Errors: 400 `invalid_redirect`, `invalid_code_challenge`; 404
-    /// `provider_not_configured`.
+    /// Each start counts against the client IP's login attempts. Errors: 400
+    /// `invalid_redirect`, `invalid_code_challenge`; 404
+    /// `provider_not_configured`; 429 `rate_limited`.
     #[oai(path = "/google/authorize", method = "get", operation_id = "googleAuthorize")]
     async fn authorize(
         &self,

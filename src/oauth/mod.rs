@@ -23,6 +23,7 @@ use self::provider::{AuthorizationRequest, Identity, ProviderError};
 use crate::{
     AppState,
     auth::validate,
+    limits::{self, Rule},
     session::{self, ClientInfo, IssuedTokens},
     store::{
         email_tokens, events, oauth as store, profiles, sessions,
@@ -103,6 +104,8 @@ pub enum SignInError {
     NoRedirect(Failure),
     #[error("unknown, expired or used login code")]
     InvalidCode,
+    #[error("rate limited")]
+    RateLimited(crate::limits::Limited),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -150,8 +153,12 @@ pub fn s256(verifier: &str) -> String {
 
 /// Starts a sign-in: where to send the browser. A provider that cannot be
 /// reached sends it straight back to the app with `error=provider_unavailable`.
+/// Each start writes a row and may call the provider, so it counts as a login
+/// attempt of the client's IP.
 pub async fn begin(state: &AppState, request: Begin<'_>, client: &ClientInfo) -> Result<Started, SignInError> {
     let provider = state.google.as_ref().ok_or(SignInError::NotConfigured)?;
+    let ip = client.ip.as_deref().unwrap_or("unknown");
+    limits::hit(state, Rule::LoginPerIp, ip).await?.map_err(SignInError::RateLimited)?;
     let back = state.redirects.check(request.redirect_to).ok_or(SignInError::InvalidRedirect)?;
     let well_formed = |c: &str| c.len() == 43 && c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     let app_code_challenge = match (request.code_challenge, request.code_challenge_method) {
@@ -382,15 +389,26 @@ pub async fn exchange(
         (Some(challenge), Some(verifier)) => s256(verifier) == *challenge,
         _ => false,
     };
-    match store::claim_code(&state.db, &hash, now, bound_to_caller).await? {
+    // Claim, session and the note of which session the code opened commit
+    // together: a failure leaves the code unused, never burnt for nothing.
+    let txn = state.db.begin().await?;
+    match store::claim_code(&txn, &hash, now, bound_to_caller).await? {
         store::CodeUse::Claimed(code) => {
-            let user = users::find_by_id(&state.db, code.user_id).await?.ok_or(SignInError::InvalidCode)?;
-            let mut tokens = session::start(state, &user, &code.provider, client).await?;
-            store::set_code_session(&state.db, &hash, tokens.session_id).await?;
-            tokens.onboarding_required = Some(!profiles::exists(&state.db, user.id).await?);
+            let Some(user) = users::find_by_id(&txn, code.user_id).await? else {
+                txn.rollback().await?;
+                return Err(SignInError::InvalidCode);
+            };
+            let mut tokens = session::start_in(&txn, state, &user, &code.provider, client).await?;
+            store::set_code_session(&txn, &hash, tokens.session_id).await?;
+            tokens.onboarding_required = Some(!profiles::exists(&txn, user.id).await?);
+            txn.commit().await?;
             Ok(SignedIn { tokens, is_new_user: code.is_new_user })
         }
-        store::CodeUse::Replayed(code) => {
+        store::CodeUse::Replayed(seen) => {
+            txn.rollback().await?;
+            // A replay racing the first use waited for its commit: read the
+            // code again to learn the session it opened.
+            let code = store::find_code(&state.db, &hash).await?.unwrap_or(seen);
             if let Some(session_id) = code.session_id {
                 let kind = events::kind::LOGIN_CODE_REUSED;
                 sessions::revoke(&state.db, session_id, code.user_id, kind, client.origin(), now).await?;
@@ -399,9 +417,13 @@ pub async fn exchange(
             Err(SignInError::InvalidCode)
         }
         store::CodeUse::NotBound => {
+            txn.rollback().await?;
             tracing::warn!("provider login code presented without its app's PKCE verifier; refused");
             Err(SignInError::InvalidCode)
         }
-        store::CodeUse::Expired | store::CodeUse::Unknown => Err(SignInError::InvalidCode),
+        store::CodeUse::Expired | store::CodeUse::Unknown => {
+            txn.rollback().await?;
+            Err(SignInError::InvalidCode)
+        }
     }
 }

@@ -67,6 +67,18 @@ pub async fn start(
     method: &str,
     client: ClientInfo,
 ) -> anyhow::Result<IssuedTokens> {
+    start_in(&state.db, state, user, method, client).await
+}
+
+/// `start` inside the caller's transaction (`db`), so opening the session
+/// commits, or not, with what led to it.
+pub async fn start_in(
+    db: &impl sea_orm::TransactionTrait,
+    state: &AppState,
+    user: &user::Model,
+    method: &str,
+    client: ClientInfo,
+) -> anyhow::Result<IssuedTokens> {
     let now = Utc::now();
     let config = &state.config;
     let token = RefreshToken::generate();
@@ -81,7 +93,7 @@ pub async fn start(
         token_hash: token.hash(),
         token_expires_at,
     };
-    let session_id = sessions::create(&state.db, new, now).await?;
+    let session_id = sessions::create(db, new, now).await?;
     let view = SessionView {
         session_id,
         user_id: user.id,

@@ -127,6 +127,11 @@ pub async fn set_code_session(db: &impl ConnectionTrait, hash: &[u8], session_id
     Ok(())
 }
 
+/// A login code as stored.
+pub async fn find_code(db: &impl ConnectionTrait, hash: &[u8]) -> Result<Option<oauth_login_code::Model>, DbErr> {
+    oauth_login_code::Entity::find_by_id(hash.to_vec()).one(db).await
+}
+
 pub async fn find_identity(
     db: &impl ConnectionTrait,
     provider: &str,

@@ -355,3 +355,21 @@ async fn an_app_can_bind_the_login_code_to_itself_with_pkce() {
     let body = json!({ "code": planted, "code_verifier": verifier });
     assert_problem(app.post("/v1/auth/oauth/exchange", body).await, 400, "invalid_code").await;
 }
+
+#[tokio::test]
+async fn starting_sign_ins_counts_as_login_attempts_of_the_ip() {
+    let down = format!("http://127.0.0.1:{}", free_port());
+    let options = Options::default()
+        .env("LATCHKEY_GOOGLE_CLIENT_ID", "id")
+        .env("LATCHKEY_GOOGLE_CLIENT_SECRET", "secret")
+        .env("LATCHKEY_GOOGLE_ISSUER", &down)
+        .env("LATCHKEY_APP_URL", "http://app.test")
+        .env("LATCHKEY_RATE_LIMIT_LOGIN_PER_IP", 2);
+    let app = spawn_with(options).await;
+    for _ in 0..2 {
+        assert_eq!(app.google_authorize(APP).await.status(), 302);
+    }
+    let refused = app.google_authorize(APP).await;
+    assert!(refused.headers().contains_key("retry-after"));
+    assert_problem(refused, 429, "rate_limited").await;
+}
