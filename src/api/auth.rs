@@ -83,10 +83,11 @@ pub(super) fn deliver(
     if mode == TokenDelivery::Cookie
         && let Some(refresh) = body.refresh_token.take()
     {
-        body.csrf_token = Some(state.browser.csrf_token(&refresh));
-        for cookie in state.browser.session_cookies(&refresh, max_age) {
+        let csrf = state.browser.csrf_token(&refresh);
+        for cookie in state.browser.session_cookies(&refresh, &csrf, max_age) {
             cookies::set(req, cookie);
         }
+        body.csrf_token = Some(csrf);
     }
     body
 }

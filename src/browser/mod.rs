@@ -70,24 +70,24 @@ impl Browser {
     }
 
     /// The two cookies of a session in cookie mode.
-    pub fn session_cookies(&self, refresh_token: &str, max_age: u64) -> [String; 2] {
-        let csrf = self.csrf_token(refresh_token);
+    /// `csrf` is `csrf_token(refresh_token)`, which the caller also sends in the body.
+    pub fn session_cookies(&self, refresh_token: &str, csrf: &str, max_age: u64) -> [String; 2] {
         [
-            self.cookie(self.refresh_cookie(), refresh_token, self.refresh_path(), max_age, true),
-            self.cookie(self.csrf_cookie(), &csrf, "/", max_age, false),
+            self.cookie(self.refresh_cookie(), refresh_token, self.refresh_path(), max_age, true, self.same_site),
+            self.cookie(self.csrf_cookie(), csrf, "/", max_age, false, self.same_site),
         ]
     }
 
     /// Cookies that delete both.
     pub fn cleared_cookies(&self) -> [String; 2] {
         [
-            self.cookie(self.refresh_cookie(), "", self.refresh_path(), 0, true),
-            self.cookie(self.csrf_cookie(), "", "/", 0, false),
+            self.cookie(self.refresh_cookie(), "", self.refresh_path(), 0, true, self.same_site),
+            self.cookie(self.csrf_cookie(), "", "/", 0, false, self.same_site),
         ]
     }
 
-    fn cookie(&self, name: &str, value: &str, path: &str, max_age: u64, http_only: bool) -> String {
-        let mut cookie = format!("{name}={value}; Path={path}; Max-Age={max_age}; SameSite={}", self.same_site);
+    fn cookie(&self, name: &str, value: &str, path: &str, max_age: u64, http_only: bool, same_site: &str) -> String {
+        let mut cookie = format!("{name}={value}; Path={path}; Max-Age={max_age}; SameSite={same_site}");
         if http_only {
             cookie.push_str("; HttpOnly");
         }
@@ -110,18 +110,12 @@ impl Browser {
 
     /// The cookie that remembers a started sign-in's `state` for 10 minutes.
     pub fn sign_in_cookie_line(&self, state: &str) -> String {
-        let secure = if self.secure { "; Secure" } else { "" };
-        format!(
-            "{}={state}; Path={}; Max-Age=600; SameSite=Lax; HttpOnly{secure}",
-            self.sign_in_cookie(),
-            self.sign_in_path()
-        )
+        self.cookie(self.sign_in_cookie(), state, self.sign_in_path(), 600, true, "Lax")
     }
 
     /// The cookie line that deletes it.
     pub fn sign_in_cookie_cleared(&self) -> String {
-        let secure = if self.secure { "; Secure" } else { "" };
-        format!("{}=; Path={}; Max-Age=0; SameSite=Lax; HttpOnly{secure}", self.sign_in_cookie(), self.sign_in_path())
+        self.cookie(self.sign_in_cookie(), "", self.sign_in_path(), 0, true, "Lax")
     }
 
     /// Whether `origin` may make cookie-authenticated requests.
