@@ -56,9 +56,9 @@ impl Provider {
             .spawn()
             .expect("starting the OpenID provider (needs node)");
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+        let line = tokio::time::timeout(Duration::from_secs(90), lines.next_line())
             .await
-            .expect("the OpenID provider starts within 30 s")
+            .expect("the OpenID provider starts within 90 s (a busy machine: node loading oidc-provider)")
             .unwrap()
             .expect("the OpenID provider exited before it was ready");
         let issuer = line.strip_prefix("ready ").expect("a ready line").to_string();
