@@ -81,8 +81,8 @@ pub fn app(state: AppState) -> impl Endpoint + 'static {
     let browser = state.browser.clone();
     let jwks_state = state.clone();
     Route::new()
-        .nest("/docs", api.swagger_ui())
-        .at("/openapi.json", api.spec_endpoint())
+        .nest("/docs", OnFirstUse::new(swagger_ui))
+        .at("/openapi.json", OnFirstUse::new(spec_document))
         .nest("/demo", demo::routes())
         .nest("/", api)
         .around(move |ep, req| limit_body(ep, req, max_body))
@@ -92,6 +92,44 @@ pub fn app(state: AppState) -> impl Endpoint + 'static {
         .around(move |ep, req| crate::browser::cors::handle(ep, req, browser.clone()))
         .around(move |ep, req| serve_jwks_first(ep, req, jwks_state.clone()))
         .into_endpoint()
+}
+
+/// Swagger UI, with the document inlined into its page.
+fn swagger_ui() -> impl Endpoint {
+    let page = bytes::Bytes::from(service().swagger_ui_html());
+    let html = move |_| poem::Response::builder().content_type("text/html; charset=utf-8").body(page.clone());
+    Route::new().at("/", poem::endpoint::make_sync(html))
+}
+
+/// The OpenAPI document, as `spec_json` renders it.
+fn spec_document() -> impl Endpoint {
+    let document = bytes::Bytes::from(spec_json());
+    poem::endpoint::make_sync(move |_| {
+        poem::Response::builder().content_type("application/json").body(document.clone())
+    })
+}
+
+/// An endpoint built by its first request. Swagger UI inlines a 1.5 MB
+/// script bundle into its page and the document is generated from every
+/// type's metadata: a server nobody browses should not hold either (they were
+/// a third of its idle memory).
+struct OnFirstUse<F, E> {
+    make: F,
+    built: std::sync::OnceLock<E>,
+}
+
+impl<F: Fn() -> E, E> OnFirstUse<F, E> {
+    fn new(make: F) -> Self {
+        Self { make, built: std::sync::OnceLock::new() }
+    }
+}
+
+impl<F: Fn() -> E + Send + Sync, E: Endpoint> Endpoint for OnFirstUse<F, E> {
+    type Output = E::Output;
+
+    async fn call(&self, req: poem::Request) -> poem::Result<Self::Output> {
+        self.built.get_or_init(&self.make).call(req).await
+    }
 }
 
 /// `GET /.well-known/jwks.json` is fetched by every verifier of every
