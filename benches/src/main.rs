@@ -29,7 +29,7 @@ use clap::Parser;
 use clients::{Getter, LoggerIn, Refresher};
 use hyper::StatusCode;
 use load::{Client, Stats, once, request};
-use procs::CpuMeter;
+use procs::{Cpu, CpuMeter};
 use report::{Report, Row};
 
 const PASSWORD: &str = "Bench7Tortoise";
@@ -166,6 +166,7 @@ async fn bench(args: Args) -> anyhow::Result<()> {
         // Rotation: every client on its own session, presenting the token it was last given.
         let refresh_stats = measure(addr, pid, refreshers(addr, &users[..n]).await?, duration).await;
         report.refresh_p99 = refresh_stats.0.ms(0.99);
+        report.refresh_cpu = refresh_stats.1;
         report.add(Row::new("POST /v1/auth/refresh (rotation)", n, refresh_stats));
         report.refresh = report.last_rate();
     }
@@ -192,7 +193,9 @@ async fn bench(args: Args) -> anyhow::Result<()> {
         for _ in 0..n {
             login(addr, "pgbench@bench.invalid").await?;
         }
-        report.pgbench(pg::pgbench(db, n, duration, tmp.path())?);
+        let meter = CpuMeter::start(pid);
+        let result = pg::pgbench(db, n, duration, tmp.path())?;
+        report.pgbench(result, meter.stop());
     }
     let timing = if args.runs("enumeration") {
         // Unknown address vs wrong password, alternating, one at a time.
@@ -253,7 +256,7 @@ async fn login_timing(addr: SocketAddr, known: &str, attempts: usize) -> anyhow:
     Ok(timing)
 }
 
-async fn measure(addr: SocketAddr, pid: u32, clients: Vec<Box<dyn Client>>, duration: Duration) -> (Stats, (f64, f64)) {
+async fn measure(addr: SocketAddr, pid: u32, clients: Vec<Box<dyn Client>>, duration: Duration) -> (Stats, Cpu) {
     let meter = CpuMeter::start(pid);
     let stats = load::run(addr, clients, duration).await;
     (stats, meter.stop())

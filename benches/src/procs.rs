@@ -97,12 +97,39 @@ pub fn cpu_seconds(pid: Option<u32>) -> f64 {
     ticks / 100.0 // USER_HZ is 100 on Linux
 }
 
-/// CPU use of the server and of this process over a stretch of time, in % of one core.
+/// Busy CPU seconds of the whole machine so far, all cores together
+/// (`/proc/stat`: user, nice, system, irq and softirq; not idle, iowait or steal).
+pub fn machine_busy_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let ticks: Vec<f64> =
+        stat.lines().next().unwrap_or_default().split_whitespace().skip(1).filter_map(|v| v.parse().ok()).collect();
+    let busy: f64 = [0, 1, 2, 5, 6].iter().filter_map(|&i| ticks.get(i)).sum();
+    busy / 100.0 // USER_HZ
+}
+
+/// Where the CPU went over a stretch of time, in % of one core.
+#[derive(Clone, Copy, Default)]
+pub struct Cpu {
+    pub server: f64,
+    /// This process: the load generator (or, around pgbench, nothing).
+    pub generator: f64,
+    /// Everything else on the machine: Postgres, pgbench, the kernel's own threads.
+    pub rest: f64,
+}
+
+impl Cpu {
+    pub fn total(&self) -> f64 {
+        self.server + self.generator + self.rest
+    }
+}
+
+/// Measures `Cpu` from `start` to `stop`.
 pub struct CpuMeter {
     server: u32,
     start: std::time::Instant,
     server_cpu: f64,
     own_cpu: f64,
+    machine: f64,
 }
 
 impl CpuMeter {
@@ -112,14 +139,15 @@ impl CpuMeter {
             start: std::time::Instant::now(),
             server_cpu: cpu_seconds(Some(server)),
             own_cpu: cpu_seconds(None),
+            machine: machine_busy_seconds(),
         }
     }
 
-    /// (server %, generator %)
-    pub fn stop(&self) -> (f64, f64) {
-        let wall = self.start.elapsed().as_secs_f64();
-        let server = (cpu_seconds(Some(self.server)) - self.server_cpu) / wall * 100.0;
-        let own = (cpu_seconds(None) - self.own_cpu) / wall * 100.0;
-        (server, own)
+    pub fn stop(&self) -> Cpu {
+        let percent = |seconds: f64| seconds / self.start.elapsed().as_secs_f64() * 100.0;
+        let server = percent(cpu_seconds(Some(self.server)) - self.server_cpu);
+        let generator = percent(cpu_seconds(None) - self.own_cpu);
+        let machine = percent(machine_busy_seconds() - self.machine);
+        Cpu { server, generator, rest: (machine - server - generator).max(0.0) }
     }
 }

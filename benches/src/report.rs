@@ -1,17 +1,16 @@
 //! The table, the ratios against the ceilings, and the targets.
 
-use crate::{load::Stats, pg::PgbenchResult};
+use crate::{load::Stats, pg::PgbenchResult, procs::Cpu};
 
 pub struct Row {
     name: String,
     clients: usize,
     stats: Stats,
-    /// (server CPU %, generator CPU %), in % of one core.
-    cpu: (f64, f64),
+    cpu: Cpu,
 }
 
 impl Row {
-    pub fn new(name: &str, clients: usize, (stats, cpu): (Stats, (f64, f64))) -> Self {
+    pub fn new(name: &str, clients: usize, (stats, cpu): (Stats, Cpu)) -> Self {
         Self { name: name.into(), clients, stats, cpu }
     }
 }
@@ -20,7 +19,7 @@ pub struct Mixed {
     pub refresh: Stats,
     pub jwks: Stats,
     pub logins: Option<Stats>,
-    pub cpu: (f64, f64),
+    pub cpu: Cpu,
 }
 
 #[derive(Default)]
@@ -34,10 +33,11 @@ pub struct Report {
     pub me: f64,
     pub refresh: f64,
     pub refresh_p99: f64,
+    pub refresh_cpu: Cpu,
     pub login: f64,
     pub argon2_ceiling: f64,
     mixed_p99: Option<[f64; 4]>,
-    pgbench: Option<PgbenchResult>,
+    pgbench: Option<(PgbenchResult, Cpu)>,
     pub idle_rss: f64,
     pub peak_rss: f64,
 }
@@ -92,8 +92,8 @@ impl Report {
         }
     }
 
-    pub fn pgbench(&mut self, result: PgbenchResult) {
-        self.pgbench = Some(result);
+    pub fn pgbench(&mut self, result: PgbenchResult, cpu: Cpu) {
+        self.pgbench = Some((result, cpu));
     }
 
     pub fn print(&self) {
@@ -120,12 +120,14 @@ impl Report {
             if self.smoke { ", SMOKE RUN (numbers meaningless)" } else { "" }
         );
         println!();
-        println!("| scenario | clients | req/s | p50 ms | p99 ms | max ms | errors | server CPU | load-gen CPU |");
-        println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+        println!(
+            "| scenario | clients | req/s | p50 ms | p99 ms | max ms | errors | server CPU | load-gen CPU | Postgres + rest CPU |"
+        );
+        println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         for row in &self.rows {
             let s = &row.stats;
             println!(
-                "| {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {:.0}% | {:.0}% |",
+                "| {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {:.0}% | {:.0}% | {:.0}% |",
                 row.name,
                 row.clients,
                 s.rate(),
@@ -133,8 +135,9 @@ impl Report {
                 s.ms(0.99),
                 s.max_ms(),
                 s.errors,
-                row.cpu.0,
-                row.cpu.1
+                row.cpu.server,
+                row.cpu.generator,
+                row.cpu.rest
             );
         }
         println!();
@@ -160,13 +163,14 @@ impl Report {
             self.refresh_p99,
             mark(ok)
         );
-        if let Some(pg) = &self.pgbench {
+        if let Some((pg, pg_cpu)) = &self.pgbench {
             let share = ratio(self.refresh, pg.tps);
             println!(
                 "| pgbench ceiling: latchkey's rotation SQL, -c{} -M prepared | {:.0} tps (avg {:.2} ms, {} failed) | | |",
                 self.clients, pg.tps, pg.latency_ms, pg.failed
             );
             println!("| refresh vs pgbench ceiling | {share:.0}% | ≥ 50% | {} |", mark(share >= 50.0));
+            self.print_cpu_per_rotation(pg, pg_cpu);
         }
         let jwks = ratio(self.jwks, self.jwks_reference);
         println!("| JWKS vs bare poem reference | {jwks:.0}% | ≥ 70% | {} |", mark(jwks >= 70.0));
@@ -181,6 +185,30 @@ impl Report {
         }
         println!("| RSS idle after start | {:.1} MiB | ≤ 20 MiB | {} |", self.idle_rss, mark(self.idle_rss <= 20.0));
         println!("| RSS peak under load | {:.1} MiB | ≤ 60 MiB | {} |", self.peak_rss, mark(self.peak_rss <= 60.0));
+    }
+
+    /// The machine's CPU time per rotation in each run, and the share of the
+    /// ceiling that CPU alone allows: if both runs had every core busy,
+    /// refresh could reach at most (pgbench's µs) / (refresh's µs) of it.
+    fn print_cpu_per_rotation(&self, pg: &PgbenchResult, pg_cpu: &Cpu) {
+        let r = &self.refresh_cpu;
+        if self.refresh <= 0.0 || pg.tps <= 0.0 {
+            return;
+        }
+        let per = |percent: f64, rate: f64| percent / 100.0 / rate * 1e6;
+        let (refresh_us, pg_us) = (per(r.total(), self.refresh), per(pg_cpu.total(), pg.tps));
+        println!(
+            "| CPU per rotation, refresh (latchkey + load-gen + Postgres and rest; cores busy) | {refresh_us:.0} µs ({:.0} + {:.0} + {:.0}; {:.0}%) | | |",
+            per(r.server, self.refresh),
+            per(r.generator, self.refresh),
+            per(r.rest, self.refresh),
+            r.total(),
+        );
+        println!(
+            "| CPU per rotation, pgbench (pgbench + Postgres; cores busy) | {pg_us:.0} µs ({:.0}%) | | |",
+            pg_cpu.total()
+        );
+        println!("| refresh vs ceiling allowed by CPU per rotation alone | {:.0}% | | |", pg_us / refresh_us * 100.0);
     }
 
     /// In smoke mode: every scenario completed requests and none failed. A
@@ -202,7 +230,7 @@ impl Report {
                 ));
             }
         }
-        if let Some(pg) = &self.pgbench
+        if let Some((pg, _)) = &self.pgbench
             && (pg.tps <= 0.0 || pg.failed > 0)
         {
             problems.push(format!("pgbench: {} tps, {} failed", pg.tps, pg.failed));
