@@ -29,9 +29,16 @@ pub struct Refresher {
     pub token: String,
 }
 
+/// The one field a refresher keeps; the rest of the answer is skipped unparsed.
+#[derive(serde::Deserialize)]
+struct Refreshed<'a> {
+    #[serde(borrow)]
+    refresh_token: &'a str,
+}
+
 pub fn refresh_token_of(body: &[u8]) -> Result<String, String> {
-    let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
-    value["refresh_token"].as_str().map(str::to_string).ok_or_else(|| "no refresh_token".to_string())
+    let answer: Refreshed = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    Ok(answer.refresh_token.to_string())
 }
 
 impl Client for Refresher {

@@ -171,6 +171,19 @@ async fn bench(args: Args) -> anyhow::Result<()> {
         report.refresh = report.last_rate();
     }
 
+    if let Some(db) = db.as_ref().filter(|_| args.runs("pgbench")) {
+        // Right after refresh, so both see the machine in the same state (its
+        // speed drifts by a third over minutes); pgbench rotates chains of its
+        // own, one session per pgbench client.
+        signup(addr, "pgbench@bench.invalid").await?;
+        for _ in 0..n {
+            login(addr, "pgbench@bench.invalid").await?;
+        }
+        let meter = CpuMeter::start(pid);
+        let result = pg::pgbench(db, n, duration, tmp.path())?;
+        report.pgbench(result, meter.stop());
+    }
+
     if args.runs("login") {
         // Login against the argon2 ceiling of this machine.
         report.argon2_ceiling = argon2_ceiling(duration);
@@ -187,16 +200,6 @@ async fn bench(args: Args) -> anyhow::Result<()> {
         report.mixed(r, j, l, alone, loaded);
     }
 
-    if let Some(db) = db.as_ref().filter(|_| args.runs("pgbench")) {
-        // pgbench rotates chains of its own: one session per pgbench client.
-        signup(addr, "pgbench@bench.invalid").await?;
-        for _ in 0..n {
-            login(addr, "pgbench@bench.invalid").await?;
-        }
-        let meter = CpuMeter::start(pid);
-        let result = pg::pgbench(db, n, duration, tmp.path())?;
-        report.pgbench(result, meter.stop());
-    }
     let timing = if args.runs("enumeration") {
         // Unknown address vs wrong password, alternating, one at a time.
         Some(login_timing(addr, &users[0], if args.smoke { 20 } else { 500 }).await?)
