@@ -34,6 +34,17 @@ pub struct Stats {
 }
 
 impl Stats {
+    /// Both runs as one: requests, time and latencies added up.
+    pub fn merged(mut self, other: Stats) -> Stats {
+        self.requests += other.requests;
+        self.late += other.late;
+        self.errors += other.errors;
+        self.first_error = self.first_error.or(other.first_error);
+        self.elapsed += other.elapsed;
+        self.latency_us.add(&other.latency_us).expect("same bounds");
+        self
+    }
+
     pub fn rate(&self) -> f64 {
         self.requests as f64 / self.elapsed.as_secs_f64()
     }

@@ -162,26 +162,41 @@ async fn bench(args: Args) -> anyhow::Result<()> {
         report.me = report.last_rate();
     }
 
-    if args.runs("refresh") {
-        // Rotation: every client on its own session, presenting the token it was last given.
-        let refresh_stats = measure(addr, pid, refreshers(addr, &users[..n]).await?, duration).await;
-        report.refresh_p99 = refresh_stats.0.ms(0.99);
-        report.refresh_cpu = refresh_stats.1;
-        report.add(Row::new("POST /v1/auth/refresh (rotation)", n, refresh_stats));
-        report.refresh = report.last_rate();
-    }
-
-    if let Some(db) = db.as_ref().filter(|_| args.runs("pgbench")) {
-        // Right after refresh, so both see the machine in the same state (its
-        // speed drifts by a third over minutes); pgbench rotates chains of its
-        // own, one session per pgbench client.
+    let pgbench_db = db.as_ref().filter(|_| args.runs("pgbench"));
+    if let Some(db) = pgbench_db {
+        // pgbench rotates chains of its own: one session per pgbench client.
         signup(addr, "pgbench@bench.invalid").await?;
         for _ in 0..n {
             login(addr, "pgbench@bench.invalid").await?;
         }
-        let meter = CpuMeter::start(pid);
-        let result = pg::pgbench(db, n, duration, tmp.path())?;
-        report.pgbench(result, meter.stop());
+        // Each transaction finds its chain's live token among these.
+        pg::settle(db)?;
+    }
+    match (args.runs("refresh"), pgbench_db) {
+        (true, Some(db)) => {
+            // The machine's speed drifts by a third over minutes here, so
+            // the two are interleaved (refresh, pgbench, pgbench, refresh:
+            // a steady drift cancels) and each half-runs twice.
+            let half = Duration::from_secs((duration.as_secs() / 2).max(1));
+            let first = measure(addr, pid, refreshers(addr, &users[..n]).await?, half).await;
+            let pgbench = [pgbench_slice(db, pid, n, half, tmp.path())?, pgbench_slice(db, pid, n, half, tmp.path())?];
+            let second = measure(addr, pid, refreshers(addr, &users[..n]).await?, half).await;
+            report.pgbench(pg::PgbenchResult::mean(&pgbench[0].0, &pgbench[1].0), pgbench[0].1.mean(&pgbench[1].1));
+            add_refresh(&mut report, n, (first.0.merged(second.0), first.1.mean(&second.1)));
+        }
+        (true, None) => {
+            let stats = measure(addr, pid, refreshers(addr, &users[..n]).await?, duration).await;
+            add_refresh(&mut report, n, stats);
+        }
+        (false, Some(db)) => {
+            let (result, cpu) = pgbench_slice(db, pid, n, duration, tmp.path())?;
+            report.pgbench(result, cpu);
+        }
+        (false, None) => {}
+    }
+    if let Some(db) = pgbench_db {
+        // Vacuum and checkpoint the rotations' writes now, not during the next scenario.
+        pg::settle(db)?;
     }
 
     if args.runs("login") {
@@ -281,6 +296,27 @@ async fn login(addr: SocketAddr, email: &str) -> anyhow::Result<serde_json::Valu
         bail!("login answered {}: {}", resp.status(), String::from_utf8_lossy(resp.body()));
     }
     Ok(serde_json::from_slice(resp.body())?)
+}
+
+/// Rotation: every client on its own session, presenting the token it was last given.
+fn add_refresh(report: &mut Report, n: usize, (stats, cpu): (Stats, Cpu)) {
+    report.refresh_p99 = stats.ms(0.99);
+    report.refresh_cpu = cpu;
+    report.add(Row::new("POST /v1/auth/refresh (rotation)", n, (stats, cpu)));
+    report.refresh = report.last_rate();
+}
+
+/// pgbench at `clients`, with the machine's CPU while it ran.
+fn pgbench_slice(
+    db: &pg::BenchDb,
+    server: u32,
+    clients: usize,
+    duration: Duration,
+    dir: &std::path::Path,
+) -> anyhow::Result<(pg::PgbenchResult, Cpu)> {
+    let meter = CpuMeter::start(server);
+    let result = pg::pgbench(db, clients, duration, dir)?;
+    Ok((result, meter.stop()))
 }
 
 async fn refreshers(addr: SocketAddr, users: &[String]) -> anyhow::Result<Vec<Box<dyn Client>>> {

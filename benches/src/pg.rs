@@ -82,6 +82,25 @@ pub struct PgbenchResult {
     pub failed: u64,
 }
 
+impl PgbenchResult {
+    /// The average of two equally long runs.
+    pub fn mean(a: &Self, b: &Self) -> Self {
+        Self {
+            tps: (a.tps + b.tps) / 2.0,
+            latency_ms: (a.latency_ms + b.latency_ms) / 2.0,
+            failed: a.failed + b.failed,
+        }
+    }
+}
+
+/// Vacuums (dead row versions out, statistics fresh) and checkpoints the
+/// database, so the next scenario does not pay for the last one's writes.
+pub fn settle(db: &BenchDb) -> anyhow::Result<()> {
+    psql(&db.name, "VACUUM (ANALYZE)")?;
+    psql(&db.name, "CHECKPOINT")?;
+    Ok(())
+}
+
 /// Runs the rotation statement under pgbench at `clients` concurrency.
 pub fn pgbench(db: &BenchDb, clients: usize, duration: Duration, dir: &Path) -> anyhow::Result<PgbenchResult> {
     let script = dir.join("rotate.sql");

@@ -121,6 +121,15 @@ impl Cpu {
     pub fn total(&self) -> f64 {
         self.server + self.generator + self.rest
     }
+
+    /// The average of two equally long measurements.
+    pub fn mean(&self, other: &Cpu) -> Cpu {
+        Cpu {
+            server: (self.server + other.server) / 2.0,
+            generator: (self.generator + other.generator) / 2.0,
+            rest: (self.rest + other.rest) / 2.0,
+        }
+    }
 }
 
 /// Measures `Cpu` from `start` to `stop`.
