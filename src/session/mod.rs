@@ -73,7 +73,7 @@ pub async fn start(
 /// `start` inside the caller's transaction (`db`), so opening the session
 /// commits, or not, with what led to it.
 pub async fn start_in(
-    db: &impl sea_orm::TransactionTrait,
+    db: &(impl sea_orm::TransactionTrait + sea_orm::ConnectionTrait),
     state: &AppState,
     user: &user::Model,
     method: &str,

@@ -1,8 +1,8 @@
 use chrono::{DateTime, Utc};
 use entity::{refresh_token, session};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, TransactionSession,
-    TransactionTrait, sea_query::Expr,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, QueryOrder, Statement,
+    TransactionSession, TransactionTrait, sea_query::Expr,
 };
 use uuid::Uuid;
 
@@ -19,9 +19,45 @@ pub struct NewSession {
     pub token_expires_at: DateTime<Utc>,
 }
 
-/// Opens a session and records the login, in one transaction.
-pub async fn create(db: &impl TransactionTrait, new: NewSession, now: DateTime<Utc>) -> Result<Uuid, DbErr> {
+/// The session, its first refresh token and the login event as one
+/// statement: a login's writes in one round trip instead of five.
+const CREATE_SQL: &str = r#"
+WITH new_session AS (
+    INSERT INTO sessions (id, user_id, created_at, last_refreshed_at, expires_at, method, ip, user_agent)
+    VALUES ($1, $2, $3, $3, $4, $5, $6, $7)
+), first_token AS (
+    INSERT INTO refresh_tokens (hash, session_id, issued_at, expires_at)
+    VALUES ($8, $1, $3, $9)
+)
+INSERT INTO security_events (id, user_id, session_id, kind, ip, user_agent, created_at)
+VALUES ($10, $2, $1, $11, $6, $7, $3)
+"#;
+
+/// Opens a session and records the login, all or nothing: one statement on
+/// Postgres, a transaction on SQLite (no data-modifying CTEs there).
+pub async fn create(
+    db: &(impl TransactionTrait + ConnectionTrait),
+    new: NewSession,
+    now: DateTime<Utc>,
+) -> Result<Uuid, DbErr> {
     let id = Uuid::now_v7();
+    if db.get_database_backend() == DbBackend::Postgres {
+        let values = [
+            id.into(),
+            new.user_id.into(),
+            now.into(),
+            new.expires_at.into(),
+            new.method.into(),
+            new.ip.into(),
+            new.user_agent.into(),
+            new.token_hash.into(),
+            new.token_expires_at.into(),
+            Uuid::now_v7().into(),
+            events::kind::LOGIN.into(),
+        ];
+        db.execute_raw(Statement::from_sql_and_values(DbBackend::Postgres, CREATE_SQL, values)).await?;
+        return Ok(id);
+    }
     let txn = db.begin().await?;
     session::Entity::insert(session::ActiveModel {
         id: Set(id),
