@@ -154,7 +154,7 @@ impl Report {
             self.argon2_ceiling
         );
         let login = ratio(self.login, self.argon2_ceiling);
-        println!("| login vs argon2 ceiling | {:.1}/s = {login:.0}% | ≥ 85% | {} |", self.login, mark(login >= 85.0));
+        println!("| login vs argon2 ceiling | {:.1}/s = {login:.1}% | ≥ 85% | {} |", self.login, mark(login >= 85.0));
         let ok = self.refresh >= 4000.0 && self.refresh_p99 <= 20.0;
         println!(
             "| refresh at {} clients | {:.0}/s, p99 {:.2} ms | ≥ 4000/s, p99 ≤ 20 ms | {} |",
@@ -169,11 +169,11 @@ impl Report {
                 "| pgbench ceiling: latchkey's rotation SQL, -c{} -M prepared | {:.0} tps (avg {:.2} ms, {} failed) | | |",
                 self.clients, pg.tps, pg.latency_ms, pg.failed
             );
-            println!("| refresh vs pgbench ceiling | {share:.0}% | ≥ 50% | {} |", mark(share >= 50.0));
+            println!("| refresh vs pgbench ceiling | {share:.1}% | ≥ 50% | {} |", mark(share >= 50.0));
             self.print_cpu_per_rotation(pg, pg_cpu);
         }
         let jwks = ratio(self.jwks, self.jwks_reference);
-        println!("| JWKS vs bare poem reference | {jwks:.0}% | ≥ 70% | {} |", mark(jwks >= 70.0));
+        println!("| JWKS vs bare poem reference | {jwks:.1}% | ≥ 70% | {} |", mark(jwks >= 70.0));
         println!("| GET /v1/users/me | {:.0}/s | ≥ 10000/s | {} |", self.me, mark(self.me >= 10_000.0));
         if let Some([r0, r1, j0, j1]) = self.mixed_p99 {
             let (rr, jr) = (r1 / r0, j1 / j0);
