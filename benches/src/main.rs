@@ -169,14 +169,15 @@ async fn bench(args: Args) -> anyhow::Result<()> {
         for _ in 0..n {
             login(addr, "pgbench@bench.invalid").await?;
         }
-        // Each transaction finds its chain's live token among these.
+        // Vacuum and checkpoint the seeding's writes, so refresh and pgbench
+        // both start from a settled database.
         pg::settle(db)?;
     }
     match (args.runs("refresh"), pgbench_db) {
         (true, Some(db)) => {
             // The machine's speed drifts by a third over minutes here, so
-            // the two are interleaved (refresh, pgbench, pgbench, refresh:
-            // a steady drift cancels) and each half-runs twice.
+            // the two are interleaved, each in two halves: refresh, pgbench,
+            // pgbench, refresh. A steady drift cancels out of their ratio.
             let half = Duration::from_secs((duration.as_secs() / 2).max(1));
             let first = measure(addr, pid, refreshers(addr, &users[..n]).await?, half).await;
             let pgbench = [pgbench_slice(db, pid, n, half, tmp.path())?, pgbench_slice(db, pid, n, half, tmp.path())?];
