@@ -154,6 +154,7 @@ where
     T: Into<std::ffi::OsString> + Clone,
 {
     tune_allocator();
+    private_files();
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) => e.exit(),
@@ -182,6 +183,17 @@ where
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Every file and folder latchkey creates is its owner's alone (0600 and
+/// 0700): the SQLite database and its journals, mail written to files, the
+/// key ring. Nothing it writes is meant for other users of the machine.
+fn private_files() {
+    #[cfg(unix)]
+    // SAFETY: umask only sets this process's file-creation mask.
+    unsafe {
+        libc::umask(0o077);
     }
 }
 

@@ -3,11 +3,10 @@
 
 use std::{fmt, net::SocketAddr, path::PathBuf, str::FromStr};
 
-use figment::{
-    Figment,
-    providers::{Env, Serialized},
-};
+use figment::{Figment, providers::Env};
 use serde::{Deserialize, Serialize};
+
+use crate::secret::Secret;
 
 /// The algorithm new signing keys are generated with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -55,11 +54,12 @@ impl FromStr for SigningAlg {
 }
 
 /// Every setting latchkey reads. Field `foo_bar` is `LATCHKEY_FOO_BAR`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+/// Secrets are `Secret`s: `{:?}` of a `Config` shows none of them.
+#[derive(Clone, Debug, Deserialize)]
 #[serde(default)]
 pub struct Config {
-    /// `sqlite://…` (the default, under `data/`) or `postgres://…`.
-    pub database_url: String,
+    /// `sqlite://…` (the default, under `data/`) or `postgres://…` (which may carry a password).
+    pub database_url: Secret,
     pub bind: SocketAddr,
     /// The `iss` of every token and the base of discovery URLs; defaults to `http://<bind>`.
     pub issuer: Option<String>,
@@ -91,7 +91,7 @@ pub struct Config {
     /// Where mail goes: `smtp://host:port` (plain), `smtp://…?tls=required`
     /// (STARTTLS) or `smtps://user:pass@host` (lettre's `from_url` forms).
     /// Unset: each mail is written as an `.eml` file under `mail_dir`.
-    pub smtp_url: Option<String>,
+    pub smtp_url: Option<Secret>,
     /// The `From:` of every mail, `Name <address>` or a bare address.
     pub mail_from: String,
     pub mail_dir: PathBuf,
@@ -114,6 +114,8 @@ pub struct Config {
     pub rate_limit_login_window_secs: u64,
     pub rate_limit_signup_per_ip: u32,
     pub rate_limit_signup_window_secs: u64,
+    /// Sign-ups per address per signup window (each may mail the address).
+    pub rate_limit_signup_per_address: u32,
     /// Verification resends and reset requests per address per mail window.
     pub rate_limit_mail_per_address: u32,
     pub rate_limit_mail_per_ip: u32,
@@ -125,10 +127,19 @@ pub struct Config {
     pub trusted_proxies: String,
     /// A connection that reads and writes nothing for this long is dropped.
     pub idle_timeout_secs: u64,
+    /// A request head (request line and headers) must arrive whole within
+    /// this long of the connection's last answer (or of its opening); an idle
+    /// keep-alive connection is closed after it too.
+    pub header_timeout_secs: u64,
+    /// Open connections, at most; more are closed as they arrive. Lowered at
+    /// start-up to what the file-descriptor limit leaves room for.
+    pub max_connections: usize,
+    /// Open connections per peer address, at most (trusted proxies excepted).
+    pub max_connections_per_ip: usize,
     /// Sign in with Google: the OAuth client of the Google Cloud project.
     /// Unset: the Google endpoints answer 404 `provider_not_configured`.
     pub google_client_id: Option<String>,
-    pub google_client_secret: Option<String>,
+    pub google_client_secret: Option<Secret>,
     /// The OpenID issuer; endpoints and keys come from its
     /// `/.well-known/openid-configuration`, so any OpenID provider works.
     pub google_issuer: String,
@@ -151,7 +162,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Self {
-            database_url: "sqlite://data/latchkey.db?mode=rwc".into(),
+            database_url: Secret::new("sqlite://data/latchkey.db?mode=rwc"),
             bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
             issuer: None,
             audience: "latchkey".into(),
@@ -185,6 +196,7 @@ impl Default for Config {
             rate_limit_login_window_secs: 900,
             rate_limit_signup_per_ip: 3,
             rate_limit_signup_window_secs: 3600,
+            rate_limit_signup_per_address: 3,
             rate_limit_mail_per_address: 3,
             rate_limit_mail_per_ip: 30,
             rate_limit_mail_window_secs: 3600,
@@ -192,6 +204,9 @@ impl Default for Config {
             rate_limit_refresh_window_secs: 60,
             trusted_proxies: String::new(),
             idle_timeout_secs: 30,
+            header_timeout_secs: 10,
+            max_connections: 1024,
+            max_connections_per_ip: 64,
             google_client_id: None,
             google_client_secret: None,
             google_issuer: "https://accounts.google.com".into(),
@@ -220,7 +235,8 @@ impl Config {
     /// Reads `.env` (if present) and the `LATCHKEY_*` environment.
     pub fn load() -> Result<Self, ConfigError> {
         let _ = dotenvy::dotenv();
-        let figment = Figment::from(Serialized::defaults(Config::default())).merge(Env::prefixed("LATCHKEY_"));
+        // Missing variables take `Config::default()`'s values (`#[serde(default)]`).
+        let figment = Figment::new().merge(Env::prefixed("LATCHKEY_"));
         let config: Config = figment.extract().map_err(|e| {
             let var = format!("LATCHKEY_{}", e.path.join("_").to_uppercase());
             invalid(&var, e.kind.to_string())
@@ -230,7 +246,7 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
-        let url = &self.database_url;
+        let url = self.database_url.expose();
         if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
             return Err(invalid("LATCHKEY_DATABASE_URL", "must start with sqlite: or postgres://"));
         }
@@ -267,6 +283,10 @@ impl Config {
             ("LATCHKEY_RATE_LIMIT_REFRESH_PER_SESSION", u64::from(self.rate_limit_refresh_per_session)),
             ("LATCHKEY_RATE_LIMIT_REFRESH_WINDOW_SECS", self.rate_limit_refresh_window_secs),
             ("LATCHKEY_IDLE_TIMEOUT_SECS", self.idle_timeout_secs),
+            ("LATCHKEY_HEADER_TIMEOUT_SECS", self.header_timeout_secs),
+            ("LATCHKEY_MAX_CONNECTIONS", self.max_connections as u64),
+            ("LATCHKEY_MAX_CONNECTIONS_PER_IP", self.max_connections_per_ip as u64),
+            ("LATCHKEY_RATE_LIMIT_SIGNUP_PER_ADDRESS", u64::from(self.rate_limit_signup_per_address)),
         ];
         for (var, value) in positive {
             if value == 0 {
@@ -281,7 +301,7 @@ impl Config {
         }
         self.trusted_proxies().map_err(|e| invalid("LATCHKEY_TRUSTED_PROXIES", e))?;
         if let Some(url) = &self.smtp_url {
-            crate::mail::smtp::check_url(url).map_err(|e| invalid("LATCHKEY_SMTP_URL", e))?;
+            crate::mail::smtp::check_url(url.expose()).map_err(|e| invalid("LATCHKEY_SMTP_URL", e))?;
         }
         if self.mail_from.parse::<lettre::message::Mailbox>().is_err() {
             return Err(invalid("LATCHKEY_MAIL_FROM", format!("{:?} is not a mail address", self.mail_from)));
@@ -322,12 +342,12 @@ impl Config {
     }
 
     pub fn is_sqlite(&self) -> bool {
-        self.database_url.starts_with("sqlite:")
+        self.database_url.expose().starts_with("sqlite:")
     }
 
     /// The database URL with any password replaced, for logs.
     pub fn redacted_database_url(&self) -> String {
-        redact_password(&self.database_url)
+        redact_password(self.database_url.expose())
     }
 
     /// `LATCHKEY_TRUSTED_PROXIES` parsed: each entry an address or a CIDR range.
@@ -396,7 +416,7 @@ impl Config {
 
     /// The SMTP URL with any password replaced, for logs.
     pub fn redacted_smtp_url(&self) -> Option<String> {
-        self.smtp_url.as_deref().map(redact_password)
+        self.smtp_url.as_ref().map(|url| redact_password(url.expose()))
     }
 }
 
@@ -422,6 +442,20 @@ fn redact_password(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_of_the_configuration_shows_no_secret() {
+        let config = Config {
+            database_url: Secret::new("postgres://u:db-secret@h/db"),
+            smtp_url: Some(Secret::new("smtps://u:smtp-secret@mail.example")),
+            google_client_secret: Some(Secret::new("google-secret")),
+            ..Config::default()
+        };
+        let shown = format!("{config:?}");
+        for secret in ["db-secret", "smtp-secret", "google-secret"] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+    }
 
     #[test]
     fn redacts_the_password_of_a_database_url() {

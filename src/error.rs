@@ -73,9 +73,15 @@ pub enum ApiError {
     /// No such resource of the caller's (`profile_not_found`, `session_not_found`).
     #[oai(status = 404, content_type = "application/problem+json")]
     NotFound(Json<Problem>),
+    /// The body took too long to arrive (`request_timeout`).
+    #[oai(status = 408, content_type = "application/problem+json")]
+    RequestTimeout(Json<Problem>),
     /// The request body is larger than the configured cap (`payload_too_large`).
     #[oai(status = 413, content_type = "application/problem+json")]
     PayloadTooLarge(Json<Problem>),
+    /// The body is not `application/json` (`unsupported_media_type`).
+    #[oai(status = 415, content_type = "application/problem+json")]
+    UnsupportedMediaType(Json<Problem>),
     /// Too many requests (`rate_limited`): wait `Retry-After` seconds.
     #[oai(status = 429, content_type = "application/problem+json")]
     TooManyRequests(
@@ -188,6 +194,18 @@ fn sqlx_unavailable(err: &sea_orm::sqlx::Error) -> bool {
     }
 }
 
+/// A parse error's message without the input it quotes. poem-openapi says
+/// what it found ("Expected input type \"string\", found {…}."), and what was
+/// found may be a secret sent in the wrong place or type (a refresh token as
+/// a number, a password in an array): it is never sent back.
+fn without_input(message: &str) -> String {
+    let kept = match message.find(", found") {
+        Some(at) => format!("{}.", &message[..at]),
+        None => message.to_string(),
+    };
+    kept.chars().take(200).collect()
+}
+
 /// The catch-all: any error that is not already a problem response becomes one.
 pub async fn render_poem_error(err: poem::Error) -> Response {
     if err.is_from_response() {
@@ -195,14 +213,14 @@ pub async fn render_poem_error(err: poem::Error) -> Response {
     }
     let status = err.status();
     let (code, detail) = match status {
-        StatusCode::BAD_REQUEST => ("malformed_request", err.to_string()),
+        StatusCode::BAD_REQUEST => ("malformed_request", without_input(&err.to_string())),
         StatusCode::UNAUTHORIZED => ("invalid_token", "A valid bearer access token is required.".into()),
         StatusCode::NOT_FOUND => ("not_found", "No such resource.".into()),
         StatusCode::METHOD_NOT_ALLOWED => ("method_not_allowed", "Method not allowed on this resource.".into()),
         StatusCode::PAYLOAD_TOO_LARGE => ("payload_too_large", "The request body is too large.".into()),
         StatusCode::REQUEST_TIMEOUT => ("request_timeout", "The request body did not arrive in time.".into()),
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => ("unsupported_media_type", err.to_string()),
-        s if s.is_client_error() => ("bad_request", err.to_string()),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ("unsupported_media_type", without_input(&err.to_string())),
+        s if s.is_client_error() => ("bad_request", without_input(&err.to_string())),
         _ => {
             tracing::error!(error = %err, %status, "unhandled error");
             ("internal_error", "An unexpected error occurred.".into())
@@ -215,4 +233,18 @@ pub async fn render_poem_error(err: poem::Error) -> Response {
             .insert("www-authenticate", poem::http::HeaderValue::from_static(r#"Bearer error="invalid_token""#));
     }
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_errors_never_quote_the_input() {
+        let message = r#"parse request payload error: failed to parse "RefreshRequest": Expected input type "string", found {"lk":"lk_rt_secret"}."#;
+        let detail = without_input(message);
+        assert!(!detail.contains("lk_rt_secret"), "{detail}");
+        assert!(detail.contains("RefreshRequest") && detail.ends_with("\"string\"."), "{detail}");
+        assert_eq!(without_input("expected value at line 1 column 1"), "expected value at line 1 column 1");
+    }
 }

@@ -4,15 +4,12 @@ use std::{sync::Arc, time::Duration};
 
 use anyhow::Context;
 use arc_swap::ArcSwap;
-use poem::{
-    Server,
-    listener::{Acceptor, Listener, TcpListener},
-};
 
 use crate::{
     AppState, Config, api,
     auth::PasswordHasher,
     browser::Browser,
+    limits::{LimitSettings, Limiter},
     mail, net,
     oauth::provider::OidcProvider,
     state::State,
@@ -63,6 +60,11 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     let google = OidcProvider::google(&config)?;
     let refresh_secret = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &secret);
     let browser = Browser::new(&config, &refresh_secret).map_err(anyhow::Error::msg)?;
+    let limits = Limiter::new(
+        LimitSettings::from_config(&config),
+        crate::secret::derive_key(&refresh_secret, "latchkey rate-limit subjects v1"),
+    );
+    let sign_in_key = crate::secret::derive_key(&refresh_secret, "latchkey sign-in values v1");
     if !config.cookie_secure {
         tracing::warn!(
             "LATCHKEY_COOKIE_SECURE=false: session cookies go without Secure and without the __Host- prefix, \
@@ -85,6 +87,8 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         hasher: PasswordHasher::new(hash_concurrency),
         verified: VerifiedTokens::new(4096),
         mail_queue: Arc::new(tokio::sync::Notify::new()),
+        limits,
+        sign_in_key,
         trusted_proxies,
         google,
         browser: Arc::new(browser),
@@ -95,7 +99,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
 /// Serves until SIGINT or SIGTERM, then drains in-flight requests.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     tracing::info!("latchkey {} starting", env!("CARGO_PKG_VERSION"));
-    match store::sqlite_path(&config.database_url) {
+    match store::sqlite_path(config.database_url.expose()) {
         Some(path) => tracing::info!(
             "database: SQLite file {} (set LATCHKEY_DATABASE_URL=postgres://… for Postgres)",
             path.display()
@@ -120,17 +124,44 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     store::cleanup::spawn(state.db.clone(), Duration::from_secs(state.config.cleanup_interval_secs));
     mail::worker::spawn(state.clone(), mailer);
 
-    let acceptor = TcpListener::bind(bind).into_acceptor().await.with_context(|| format!("binding {bind}"))?;
-    let acceptor = net::IdleTimeoutAcceptor::new(acceptor, Duration::from_secs(state.config.idle_timeout_secs));
-    let addr = acceptor.local_addr().first().and_then(|a| a.as_socket_addr().copied()).unwrap_or(bind);
+    let listener = tokio::net::TcpListener::bind(bind).await.with_context(|| format!("binding {bind}"))?;
+    let addr = listener.local_addr().unwrap_or(bind);
+    let limits = listener_limits(&state.config, state.trusted_proxies.clone());
     tracing::info!("issuer: {}", state.tokens.issuer);
+    tracing::info!(
+        "connections: at most {} ({} per peer address), request heads within {} s, idle ones dropped after {} s",
+        limits.max_connections,
+        limits.max_connections_per_ip,
+        limits.header_timeout.as_secs(),
+        limits.idle_timeout.as_secs()
+    );
     tracing::info!("listening on http://{addr} (Swagger UI at http://{addr}/docs)");
-    Server::new_with_acceptor(acceptor)
-        .http2_max_header_list_size(16 * 1024)
-        .run_with_graceful_shutdown(api::app(state), shutdown_signal(), Some(Duration::from_secs(10)))
-        .await?;
+    net::serve(listener, api::app(state), limits, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// File descriptors kept for everything but client connections: the
+/// database pool, key-ring reloads, mail files, the runtime's own.
+const RESERVED_DESCRIPTORS: usize = 64;
+
+fn listener_limits(config: &Config, trusted_proxies: Vec<ipnet::IpNet>) -> net::Limits {
+    let reserve = RESERVED_DESCRIPTORS + config.db_max_connections as usize;
+    let max_connections = net::fit_to_file_limit(config.max_connections, reserve);
+    if max_connections < config.max_connections {
+        tracing::warn!(
+            "LATCHKEY_MAX_CONNECTIONS={} lowered to {max_connections}: the open-file limit leaves room for no more",
+            config.max_connections
+        );
+    }
+    net::Limits {
+        header_timeout: Duration::from_secs(config.header_timeout_secs),
+        idle_timeout: Duration::from_secs(config.idle_timeout_secs),
+        max_connections,
+        max_connections_per_ip: config.max_connections_per_ip,
+        trusted_proxies,
+        drain: Duration::from_secs(10),
+    }
 }
 
 async fn shutdown_signal() {

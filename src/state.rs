@@ -27,6 +27,10 @@ pub struct State {
     pub verified: VerifiedTokens,
     /// Woken after a request queues mail, so the worker sends it at once.
     pub mail_queue: Arc<Notify>,
+    /// The rate limits, and the key their subjects are stored under.
+    pub limits: crate::limits::Limiter,
+    /// Derives the nonce and PKCE verifier of a provider sign-in from its `state`.
+    pub sign_in_key: hmac::Key,
     /// Proxies whose forwarding headers name the client.
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Sign in with Google (or the configured OpenID provider), when configured.

@@ -104,6 +104,8 @@ async fn bench(args: Args) -> anyhow::Result<()> {
         ("LATCHKEY_KEYS_DIR", tmp.path().join("keys").display().to_string()),
         ("LATCHKEY_REQUIRE_EMAIL_VERIFICATION", "false".to_string()),
         ("LATCHKEY_RATE_LIMIT_ENABLED", "false".to_string()),
+        // The load generator is one peer with many connections.
+        ("LATCHKEY_MAX_CONNECTIONS_PER_IP", "4096".to_string()),
         ("LATCHKEY_LOG", "warn,latchkey::startup=info".to_string()),
     ];
     for (name, value) in &args.settings {

@@ -12,4 +12,5 @@ pub mod refresh_budget;
 pub mod refresh_token;
 pub mod security_event;
 pub mod session;
+pub mod signup_attempt;
 pub mod user;

@@ -14,6 +14,8 @@ mod m20261126_000008_create_profiles;
 mod m20261126_000009_create_rate_limits;
 mod m20261126_000010_create_oauth;
 mod m20261126_000011_add_oauth_app_pkce;
+mod m20261201_000012_create_signup_attempts;
+mod m20261201_000013_derive_oauth_secrets;
 
 pub struct Migrator;
 
@@ -32,6 +34,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000009_create_rate_limits::Migration),
             Box::new(m20261126_000010_create_oauth::Migration),
             Box::new(m20261126_000011_add_oauth_app_pkce::Migration),
+            Box::new(m20261201_000012_create_signup_attempts::Migration),
+            Box::new(m20261201_000013_derive_oauth_secrets::Migration),
         ]
     }
 }

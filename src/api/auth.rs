@@ -4,8 +4,9 @@ use poem_openapi::{ApiResponse, OpenApi, payload::Json};
 use super::{
     ApiTags, BearerAuth, OptionalBearer, client_info, flow_error,
     types::{
-        Acknowledgement, ChangePasswordRequest, CsrfResponse, EmailRequest, LoginRequest, RefreshRequest,
-        ResetPasswordRequest, RevokeRequest, SignupRequest, TokenDelivery, TokenResponse, VerifyEmailRequest,
+        Acknowledgement, ChangePasswordRequest, CsrfResponse, EmailRequest, EmailVerified, LoginRequest,
+        RefreshRequest, ResetPasswordRequest, RevokeRequest, SignupRequest, TokenDelivery, TokenResponse,
+        VerifyEmailRequest,
     },
 };
 use crate::{
@@ -48,6 +49,13 @@ impl DoneResponse {
     fn new(message: &str) -> Self {
         Self::Ok(Json(Acknowledgement::new(message)))
     }
+}
+
+#[derive(ApiResponse)]
+pub enum VerifiedResponse {
+    /// Verified.
+    #[oai(status = 200)]
+    Ok(Json<EmailVerified>),
 }
 
 #[derive(ApiResponse)]
@@ -141,7 +149,11 @@ impl AuthApi {
         body: Json<SignupRequest>,
     ) -> Result<AcceptedResponse, ApiError> {
         let Json(body) = body;
-        let input = SignupInput { email: body.email, password: Password::new(body.password), name: body.name };
+        let input = SignupInput {
+            email: body.email.into(),
+            password: Password::new(body.password),
+            name: body.name.map(Into::into),
+        };
         match signup::signup(&state, input, &client_info(req)).await {
             Ok(()) => {
                 let message = if state.config.require_email_verification {
@@ -162,12 +174,39 @@ impl AuthApi {
     /// Verify an email address
     ///
     /// Uses the token of a mailed verification link; the link works once.
-    /// Errors: 400 `token_invalid`, `token_expired`, `token_used`,
-    /// `token_superseded` (a newer link was sent).
+    /// Send the password chosen at sign-up along (`password`) to keep it: the
+    /// link proves the mailbox, the password that whoever clicks it is
+    /// whoever signed up. Without it the address is still verified, but the
+    /// sign-up's password and name are removed and a link to choose a
+    /// password is mailed (`password_removed: true`), so a password chosen by
+    /// someone who signed up with another person's address never comes to
+    /// life. Errors: 400 `token_invalid`, `token_expired`, `token_used`,
+    /// `token_superseded` (a newer link was sent); 403
+    /// `invalid_current_password` (not the account's password; the link
+    /// stays usable); 429 `rate_limited` (password checks count toward the
+    /// account's failed-login limit).
     #[oai(path = "/verify-email", method = "post", operation_id = "verifyEmail")]
-    async fn verify_email(&self, state: Data<'_>, body: Json<VerifyEmailRequest>) -> Result<DoneResponse, ApiError> {
-        verification::verify_email(&state, &body.0.token).await.map_err(flow_error)?;
-        Ok(DoneResponse::new("Your email address is verified. You can log in now."))
+    async fn verify_email(
+        &self,
+        state: Data<'_>,
+        req: &Request,
+        body: Json<VerifyEmailRequest>,
+    ) -> Result<VerifiedResponse, ApiError> {
+        let Json(body) = body;
+        let password = body.password.map(Password::new);
+        let verified = verification::verify_email(&state, &body.token, password.as_ref(), &client_info(req))
+            .await
+            .map_err(flow_error)?;
+        let message = if verified.password_removed {
+            "Your email address is verified. The password chosen at sign-up was not confirmed, so it was removed: \
+             choose one with the link we just mailed you."
+        } else {
+            "Your email address is verified. You can log in now."
+        };
+        Ok(VerifiedResponse::Ok(Json(EmailVerified {
+            message: message.into(),
+            password_removed: verified.password_removed,
+        })))
     }
 
     /// Send a new verification link
@@ -289,7 +328,7 @@ impl AuthApi {
         body: Json<RefreshRequest>,
     ) -> Result<TokenIssued, ApiError> {
         let (presented, mode) = match body.0.refresh_token {
-            Some(token) => (token, TokenDelivery::Body),
+            Some(token) => (token.into(), TokenDelivery::Body),
             None => {
                 let token = cookies::get(req, state.browser.refresh_cookie()).ok_or_else(no_refresh_token)?;
                 state.browser.check_cookie_request(req, token)?;

@@ -5,6 +5,7 @@ mod auth;
 mod client;
 mod demo;
 mod discovery;
+mod fields;
 mod health;
 mod oauth;
 mod security;
@@ -91,7 +92,35 @@ pub fn app(state: AppState) -> impl Endpoint + 'static {
         .around(crate::browser::cookies::write_queued)
         .around(move |ep, req| crate::browser::cors::handle(ep, req, browser.clone()))
         .around(move |ep, req| serve_jwks_first(ep, req, jwks_state.clone()))
+        .around(security_headers)
         .into_endpoint()
+}
+
+/// Headers every answer carries: no content sniffing, no framing (Swagger UI
+/// included: a page that holds a bearer token must not be framed and
+/// clickjacked), and for the API, whose answers are personal or one-off,
+/// no caching unless an operation says otherwise (JWKS and discovery do).
+async fn security_headers<E: Endpoint>(ep: std::sync::Arc<E>, req: poem::Request) -> poem::Result<poem::Response> {
+    use poem::{
+        IntoResponse,
+        http::{HeaderValue, header},
+    };
+    let api = req.uri().path().starts_with("/v1/");
+    let docs = req.uri().path().starts_with("/docs");
+    let mut resp = match ep.call(req).await {
+        Ok(resp) => resp.into_response(),
+        Err(err) => err.into_response(),
+    };
+    let headers = resp.headers_mut();
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.entry(header::X_FRAME_OPTIONS).or_insert(HeaderValue::from_static("DENY"));
+    if docs {
+        headers.entry(header::CONTENT_SECURITY_POLICY).or_insert(HeaderValue::from_static("frame-ancestors 'none'"));
+    }
+    if api {
+        headers.entry(header::CACHE_CONTROL).or_insert(HeaderValue::from_static("no-store"));
+    }
+    Ok(resp)
 }
 
 /// Swagger UI, with the document inlined into its page.
@@ -155,11 +184,13 @@ async fn serve_jwks_first<E: Endpoint>(
 /// How much of a refused body is read and thrown away before answering 413,
 /// so that a client still sending gets to read the answer instead of a reset.
 const DRAIN_LIMIT: u64 = 1 << 20;
-/// How long a body without a declared length may take to arrive.
+/// How long a request body may take to arrive, in all.
 const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Refuses bodies over the cap, whether or not they announce a length (a
-/// chunked HTTP/1.1 body, or any HTTP/2 body, may not).
+/// chunked HTTP/1.1 body, or any HTTP/2 body, may not), and bodies that take
+/// longer than `BODY_TIMEOUT` to arrive, however they trickle in: the body
+/// is read whole here, before any handler sees it.
 async fn limit_body<E: Endpoint>(
     ep: std::sync::Arc<E>,
     mut req: poem::Request,
@@ -172,27 +203,29 @@ async fn limit_body<E: Endpoint>(
     // Reading the rest of a body the client has not sent yet would invite it
     // (`100 Continue`): refuse those without draining.
     let expects_continue = header(poem::http::header::EXPECT).is_some_and(|v| v.eq_ignore_ascii_case("100-continue"));
-    match declared {
+    let has_body = match declared {
         Some(len) if len > max as u64 => {
             return Err(refuse(req.take_body(), len <= DRAIN_LIMIT && !expects_continue).await);
         }
-        Some(_) => {}
+        Some(len) => len > 0,
         // HTTP/1.x with neither Content-Length nor Transfer-Encoding has no body.
-        None if req.version() < poem::http::Version::HTTP_2
-            && !req.headers().contains_key(poem::http::header::TRANSFER_ENCODING) => {}
         None => {
-            let mut body = req.take_body().into_async_read();
-            let mut bytes = Vec::new();
-            let mut capped = (&mut body).take(max as u64 + 1);
-            let read = tokio::time::timeout(BODY_TIMEOUT, capped.read_to_end(&mut bytes)).await;
-            match read {
-                Err(_) => return Err(poem::Error::from_status(StatusCode::REQUEST_TIMEOUT)),
-                Ok(Err(_)) => return Err(poem::Error::from_status(StatusCode::BAD_REQUEST)),
-                Ok(Ok(_)) if bytes.len() > max => {
-                    return Err(refuse(poem::Body::from_async_read(body), !expects_continue).await);
-                }
-                Ok(Ok(_)) => req.set_body(bytes),
+            req.version() >= poem::http::Version::HTTP_2
+                || req.headers().contains_key(poem::http::header::TRANSFER_ENCODING)
+        }
+    };
+    if has_body {
+        let mut body = req.take_body().into_async_read();
+        let mut bytes = Vec::new();
+        let mut capped = (&mut body).take(max as u64 + 1);
+        let read = tokio::time::timeout(BODY_TIMEOUT, capped.read_to_end(&mut bytes)).await;
+        match read {
+            Err(_) => return Err(poem::Error::from_status(StatusCode::REQUEST_TIMEOUT)),
+            Ok(Err(_)) => return Err(poem::Error::from_status(StatusCode::BAD_REQUEST)),
+            Ok(Ok(_)) if bytes.len() > max => {
+                return Err(refuse(poem::Body::from_async_read(body), !expects_continue).await);
             }
+            Ok(Ok(_)) => req.set_body(bytes),
         }
     }
     ep.call(req).await.map(IntoResponse::into_response)

@@ -4,6 +4,10 @@ use chrono::{DateTime, Utc};
 use poem_openapi::{Enum, Object};
 use uuid::Uuid;
 
+pub use super::fields::{
+    CurrentPassword, DisplayName, EmailAddress, LearningGoals, LoginCode, NewPassword, RefreshTokenValue, ResetToken,
+    VerifyToken,
+};
 use crate::{
     auth::{account, profile},
     session::{IssuedTokens, manage::SessionSummary},
@@ -13,12 +17,16 @@ use crate::{
 /// A new account.
 #[derive(Debug, Object)]
 pub struct SignupRequest {
-    /// The address to sign up with; it is trimmed and its domain lower-cased.
-    pub email: String,
-    /// 8–128 characters with an upper-case letter, a lower-case letter and a digit.
-    pub password: String,
-    /// Optional display name, at most 100 characters.
-    pub name: Option<String>,
+    /// The address to sign up with: trimmed, the part before `@` ASCII, the
+    /// domain in its IDNA form (lower case); at most 254 characters.
+    pub email: EmailAddress,
+    /// 8–128 characters with an upper-case letter, a lower-case letter and a
+    /// digit, no control characters, and not easy to guess (zxcvbn score 3 of
+    /// 4, the address and name counted against it).
+    pub password: NewPassword,
+    /// Optional display name, at most 100 characters, no control characters.
+    /// Shown in mail only once the address is verified.
+    pub name: Option<DisplayName>,
 }
 
 /// A request was accepted or done; `message` says what happens next.
@@ -35,36 +43,52 @@ impl Acknowledgement {
     }
 }
 
-/// A token from a mailed verification link.
+/// A token from a mailed verification link, and the account's password.
 #[derive(Debug, Object)]
 pub struct VerifyEmailRequest {
     /// The `token` query parameter of the link (`lk_ev_…`).
-    pub token: String,
+    pub token: VerifyToken,
+    /// The password chosen at sign-up. With it, the account keeps it. Without
+    /// it, the address is verified but the password is removed (whoever
+    /// signed up may not be whoever owns the address) and a link to choose
+    /// one is mailed: `password_removed` is then true.
+    pub password: Option<CurrentPassword>,
+}
+
+/// The address is verified.
+#[derive(Debug, Object)]
+pub struct EmailVerified {
+    /// For people: what to do next.
+    pub message: String,
+    /// True when the sign-up's password was removed because the request did
+    /// not confirm it; a link to choose a password is on its way.
+    pub password_removed: bool,
 }
 
 /// An email address to send a link to.
 #[derive(Debug, Object)]
 pub struct EmailRequest {
     /// The account's address (any case).
-    pub email: String,
+    pub email: EmailAddress,
 }
 
 /// A new password, authorised by a mailed reset link.
 #[derive(Debug, Object)]
 pub struct ResetPasswordRequest {
     /// The `token` query parameter of the reset link (`lk_pr_…`).
-    pub token: String,
+    pub token: ResetToken,
     /// 8–128 characters with an upper-case letter, a lower-case letter and a digit.
-    pub new_password: String,
+    pub new_password: NewPassword,
 }
 
 /// A new password for the signed-in user.
 #[derive(Debug, Object)]
 pub struct ChangePasswordRequest {
-    /// The password in use now.
-    pub current_password: String,
+    /// The password in use now. Each check counts toward the account's
+    /// failed-login limit.
+    pub current_password: CurrentPassword,
     /// 8–128 characters with an upper-case letter, a lower-case letter and a digit.
-    pub new_password: String,
+    pub new_password: NewPassword,
 }
 
 /// Where a token response puts the refresh token.
@@ -85,9 +109,9 @@ pub enum TokenDelivery {
 #[derive(Debug, Object)]
 pub struct LoginRequest {
     /// The account's email address (any case).
-    pub email: String,
+    pub email: EmailAddress,
     /// The account's password.
-    pub password: String,
+    pub password: CurrentPassword,
     // Undocumented here: a described enum field becomes an `allOf` that some
     // client generators cannot read.
     pub token_delivery: Option<TokenDelivery>,
@@ -99,7 +123,7 @@ pub struct RefreshRequest {
     /// The refresh token from the last token response (`lk_rt_…`). Leave it
     /// out in cookie mode: the refresh cookie is used instead (with the
     /// `X-CSRF-Token` header and an allowed `Origin`).
-    pub refresh_token: Option<String>,
+    pub refresh_token: Option<RefreshTokenValue>,
 }
 
 /// A token to revoke.
@@ -166,7 +190,7 @@ impl From<IssuedTokens> for TokenResponse {
 #[derive(Debug, Object)]
 pub struct OAuthExchangeRequest {
     /// The `code` query parameter the browser came back with (`lk_oc_…`).
-    pub code: String,
+    pub code: LoginCode,
     /// The PKCE verifier of the `code_challenge` the app started the sign-in with.
     pub code_verifier: Option<String>,
     pub token_delivery: Option<TokenDelivery>,
@@ -284,9 +308,10 @@ impl Experience {
 pub struct ProfileRequest {
     pub robotics_experience: Experience,
     pub ai_ml_experience: Experience,
-    /// Plain text, at most 2000 characters; markup is stripped, control
-    /// characters other than line breaks and tabs are refused.
-    pub learning_goals: String,
+    /// Plain text, at most 2000 characters once markup is stripped (tags,
+    /// comments and entities, however encoded); control characters other
+    /// than line breaks and tabs are refused.
+    pub learning_goals: LearningGoals,
 }
 
 /// The onboarding profile.
@@ -317,7 +342,7 @@ impl From<profiles::Profile> for Profile {
 pub struct DeleteAccountRequest {
     /// The account's password. Accounts without one (Google sign-in) send
     /// `{}` instead, within five minutes of logging in.
-    pub password: Option<String>,
+    pub password: Option<CurrentPassword>,
 }
 
 /// An entry of the caller's security log.

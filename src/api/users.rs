@@ -95,7 +95,7 @@ impl UsersApi {
         let input = ProfileInput {
             robotics_experience: body.robotics_experience.into(),
             ai_ml_experience: body.ai_ml_experience.into(),
-            learning_goals: body.learning_goals,
+            learning_goals: body.learning_goals.into(),
         };
         let saved = profile::put(&state, &auth.0, input).await.map_err(flow_error)?;
         Ok(ProfileResponse::Ok(Json(saved.into())))

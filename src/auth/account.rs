@@ -2,7 +2,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::TransactionTrait;
 use uuid::Uuid;
 
-use super::flow::FlowError;
+use super::{credentials, flow::FlowError};
 use crate::{AppState, secret::Password, session::ClientInfo, store, store::events, token::AccessClaims};
 
 /// A user as the API shows them.
@@ -52,7 +52,7 @@ pub async fn delete(
     match (&user.password_hash, password) {
         (Some(_), None) => return Err(FlowError::WrongPassword),
         (Some(stored), Some(password)) => {
-            if !state.hasher.verify(password, Some(stored.clone())).await? {
+            if !credentials::check_owner(state, &user.email_key, password, Some(stored.clone())).await? {
                 return Err(FlowError::WrongPassword);
             }
         }

@@ -5,8 +5,9 @@ use chrono::Utc;
 use super::validate;
 use crate::{
     AppState,
+    auth::credentials::CheckError,
     error::FieldError,
-    limits::{self, Rule},
+    limits::Rule,
     session::ClientInfo,
     store::{
         email_tokens::Unusable,
@@ -36,6 +37,15 @@ pub enum FlowError {
     Internal(#[from] anyhow::Error),
 }
 
+impl From<CheckError> for FlowError {
+    fn from(e: CheckError) -> Self {
+        match e {
+            CheckError::RateLimited(limited) => Self::RateLimited(limited),
+            CheckError::Internal(e) => Self::Internal(e),
+        }
+    }
+}
+
 impl From<sea_orm::DbErr> for FlowError {
     fn from(e: sea_orm::DbErr) -> Self {
         Self::Internal(e.into())
@@ -59,11 +69,11 @@ pub(crate) async fn queue_for_address(
     client: &ClientInfo,
 ) -> Result<(), FlowError> {
     let email = validate::email(email).map_err(invalid_email)?;
+    let now = Utc::now();
     // Per address first: a flood aimed at one inbox stops there whatever its source.
-    limits::hit(state, Rule::MailPerAddress, &email.key).await?.map_err(FlowError::RateLimited)?;
-    let ip = client.ip.as_deref().unwrap_or("unknown");
-    limits::hit(state, Rule::MailPerIp, ip).await?.map_err(FlowError::RateLimited)?;
-    outbox::enqueue(&state.db, kind, &email.key, Utc::now()).await?;
+    state.limits.hit(&state.db, Rule::MailPerAddress, &email.key, now).await?.map_err(FlowError::RateLimited)?;
+    state.limits.hit(&state.db, Rule::MailPerIp, client.ip_or_unknown(), now).await?.map_err(FlowError::RateLimited)?;
+    outbox::enqueue(&state.db, kind, &email.key, now).await?;
     state.mail_queue.notify_one();
     Ok(())
 }

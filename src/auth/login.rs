@@ -1,17 +1,17 @@
 use chrono::Utc;
 
-use super::validate;
+use super::{
+    credentials::{self, CheckError},
+    password::Match,
+    validate,
+};
 use crate::{
     AppState,
-    limits::{self, Limited, Rule},
+    limits::{Limited, Rule},
     secret::Password,
     session::{self, ClientInfo, IssuedTokens},
-    store::{events, profiles, users},
+    store::{events, profiles, signup_attempts, users},
 };
-
-struct KnownUser {
-    id: uuid::Uuid,
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoginError {
@@ -31,10 +31,24 @@ impl From<sea_orm::DbErr> for LoginError {
     }
 }
 
+impl From<CheckError> for LoginError {
+    fn from(e: CheckError) -> Self {
+        match e {
+            CheckError::RateLimited(limited) => Self::RateLimited(limited),
+            CheckError::Internal(e) => Self::Internal(e),
+        }
+    }
+}
+
 /// Password login. Unknown address and wrong password take the same path,
-/// including an argon2 verification, and fail the same way. Two limits apply
-/// before any work: attempts per client IP, and failures per address (known
-/// or not, so the limit says nothing about accounts either).
+/// including one argon2 computation, and fail the same way. Two limits
+/// apply, each counting the attempt before any work: attempts per client
+/// IP, and password checks per address (known or not, so the limit says
+/// nothing about accounts either).
+///
+/// A password tried at a sign-up of a taken address is answered as a new
+/// unverified account's would be, so signing up and then logging in does
+/// not tell whether the address was taken.
 #[tracing::instrument(skip_all)]
 pub async fn login(
     state: &AppState,
@@ -42,42 +56,62 @@ pub async fn login(
     password: &Password,
     client: ClientInfo,
 ) -> Result<IssuedTokens, LoginError> {
-    let ip = client.ip.as_deref().unwrap_or("unknown");
-    limits::hit(state, Rule::LoginPerIp, ip).await?.map_err(LoginError::RateLimited)?;
+    let now = Utc::now();
+    state
+        .limits
+        .hit(&state.db, Rule::LoginPerIp, client.ip_or_unknown(), now)
+        .await?
+        .map_err(LoginError::RateLimited)?;
     let email = validate::email(email).ok();
-    let account = email.as_ref().map_or_else(|| "invalid".to_string(), |e| e.key.clone());
-    limits::peek(state, Rule::LoginFailuresPerAccount, &account).await?.map_err(LoginError::RateLimited)?;
-
-    let user = match &email {
-        Some(email) => users::find_by_email_key(&state.db, &email.key).await?,
-        None => None,
+    let account = email.as_ref().map_or("invalid", |e| e.key.as_str());
+    let (user, attempts) = match &email {
+        Some(email) => (
+            users::find_by_email_key(&state.db, &email.key).await?,
+            signup_attempts::for_address(&state.db, &email.key).await?,
+        ),
+        None => (None, Vec::new()),
     };
-    let stored = user.as_ref().and_then(|u| u.password_hash.clone());
-    let known = user.as_ref().map(|u| KnownUser { id: u.id });
-    let matches = state.hasher.verify(password, stored).await?;
-    let Some(user) = user.filter(|_| matches) else {
-        // Counted; it is the next attempt that a full count refuses.
-        let _counted = limits::hit(state, Rule::LoginFailuresPerAccount, &account).await?;
-        if let Some(user) = known {
-            // Recorded off the response path: an unknown address writes no
-            // event, and waiting for this one would make a wrong password
-            // answer measurably later than an unknown address.
-            let (db, now) = (state.db.clone(), Utc::now());
-            tokio::spawn(async move {
-                let origin = client.origin();
-                if let Err(e) = events::record(&db, user.id, None, events::kind::LOGIN_FAILED, origin, now).await {
-                    tracing::warn!(error = %e, "could not record a failed login");
-                }
+    let owner = user.as_ref().and_then(|u| u.password_hash.clone());
+    let matched = credentials::check(state, account, password, owner, attempts).await?;
+    let require_verification = state.config.require_email_verification;
+    let user = match (user, matched) {
+        (Some(user), Match::Owner) => user,
+        // As for a new account whose address is not verified yet; without
+        // verification there is no answer that would not tell.
+        (Some(user), Match::Attempt) => {
+            record_failure(state, user.id, client);
+            return Err(if require_verification {
+                LoginError::EmailNotVerified
+            } else {
+                LoginError::InvalidCredentials
             });
         }
-        return Err(LoginError::InvalidCredentials);
+        (user, _) => {
+            if let Some(user) = user {
+                record_failure(state, user.id, client);
+            }
+            return Err(LoginError::InvalidCredentials);
+        }
     };
-    limits::clear(state, Rule::LoginFailuresPerAccount, &account).await?;
-    // Only after the password matched, so this cannot probe for accounts.
-    if state.config.require_email_verification && user.email_verified_at.is_none() {
+    // Only after the password matched, so this cannot probe for accounts;
+    // the failures stay counted, as for a password tried at a sign-up.
+    if require_verification && user.email_verified_at.is_none() {
         return Err(LoginError::EmailNotVerified);
     }
+    credentials::succeeded(state, account).await?;
     let mut tokens = session::start(state, &user, "pwd", client).await?;
     tokens.onboarding_required = Some(!profiles::exists(&state.db, user.id).await?);
     Ok(tokens)
+}
+
+/// Records a failed login off the response path: an unknown address writes
+/// no event, and waiting for this one would make a wrong password answer
+/// measurably later than an unknown address.
+fn record_failure(state: &AppState, user_id: uuid::Uuid, client: ClientInfo) {
+    let (db, now) = (state.db.clone(), Utc::now());
+    tokio::spawn(async move {
+        if let Err(e) = events::record(&db, user_id, None, events::kind::LOGIN_FAILED, client.origin(), now).await {
+            tracing::warn!(error = %e, "could not record a failed login");
+        }
+    });
 }

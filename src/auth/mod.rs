@@ -2,6 +2,7 @@
 //! up, verifying the address, logging in and managing the password.
 
 pub mod account;
+pub mod credentials;
 pub mod flow;
 pub mod login;
 pub mod password;

@@ -67,23 +67,68 @@ impl PasswordHasher {
         Self { jobs }
     }
 
-    pub async fn hash(&self, password: &Password) -> anyhow::Result<String> {
+    /// A new PHC string for `password`. With a `like` hash, it gets that
+    /// hash's salt and parameters, so one argon2 computation of a presented
+    /// password checks it against both (see `verify_account`); without, a
+    /// fresh salt and the current parameters.
+    pub async fn hash(&self, password: &Password, like: Option<String>) -> anyhow::Result<String> {
         let password = password.clone();
-        self.run(move || hash_phc(password.expose().as_bytes())).await
+        self.run(move || match like {
+            Some(like) => hash_like(password.expose().as_bytes(), &Stored::parse(&like)?),
+            None => hash_phc(password.expose().as_bytes()),
+        })
+        .await
     }
 
     /// Checks `password` against `stored`. With no stored hash (unknown user,
     /// or an account without a password) it verifies against a dummy hash, so
     /// the time taken does not reveal which case it was.
     pub async fn verify(&self, password: &Password, stored: Option<String>) -> anyhow::Result<bool> {
+        Ok(self.verify_account(password, stored, Vec::new()).await? == Match::Owner)
+    }
+
+    /// Checks `password` against an account's own hash and the hashes of
+    /// passwords tried at sign-ups of its address. They share one salt, so
+    /// this is one argon2 computation however many there are — the same work
+    /// as for an address with neither (a dummy hash), or with one.
+    pub async fn verify_account(
+        &self,
+        password: &Password,
+        owner: Option<String>,
+        attempts: Vec<String>,
+    ) -> anyhow::Result<Match> {
         let password = password.clone();
+        // One line per password checked: what a burst made the server hash is in its log.
+        tracing::debug!(target: "latchkey::hashing", "checking a password");
         self.run(move || {
-            let (phc, real) = match stored {
-                Some(phc) => (phc, true),
-                None => (dummy_hash().to_string(), false),
-            };
-            let matches = verify_phc(password.expose().as_bytes(), &phc)?;
-            Ok(real && matches)
+            let candidates: Vec<(Match, Stored)> = owner
+                .iter()
+                .map(|phc| (Match::Owner, phc))
+                .chain(attempts.iter().map(|phc| (Match::Attempt, phc)))
+                .map(|(kind, phc)| Stored::parse(phc).map(|stored| (kind, stored)))
+                .collect::<anyhow::Result<_>>()?;
+            if candidates.is_empty() {
+                let dummy = Stored::parse(dummy_hash())?;
+                dummy.compute(password.expose().as_bytes())?;
+                return Ok(Match::None);
+            }
+            let mut computed: Vec<(&Stored, Output)> = Vec::new();
+            let mut found = Match::None;
+            for (kind, stored) in &candidates {
+                let output = match computed.iter().find(|(seen, _)| seen.same_inputs(stored)) {
+                    Some((_, output)) => *output,
+                    None => {
+                        let output = stored.compute(password.expose().as_bytes())?;
+                        computed.push((stored, output));
+                        output
+                    }
+                };
+                // `Output` compares in constant time; every candidate is compared.
+                if output == stored.expected && found == Match::None {
+                    found = *kind;
+                }
+            }
+            Ok(found)
         })
         .await
     }
@@ -152,6 +197,16 @@ fn with_blocks<T>(count: usize, f: impl FnOnce(&mut [Block]) -> T) -> T {
     })
 }
 
+/// Which hash a presented password matched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Match {
+    None,
+    /// The account's own password.
+    Owner,
+    /// A password tried at a sign-up of the account's (taken) address.
+    Attempt,
+}
+
 /// An argon2id PHC string for `password` with a fresh salt.
 fn hash_phc(password: &[u8]) -> anyhow::Result<String> {
     let hasher = argon2();
@@ -173,25 +228,71 @@ fn hash_phc(password: &[u8]) -> anyhow::Result<String> {
     Ok(phc.to_string())
 }
 
-/// Whether `password` matches a stored PHC string, with the parameters it records.
-fn verify_phc(password: &[u8], phc: &str) -> anyhow::Result<bool> {
-    let parsed = PasswordHash::new(phc).map_err(|e| anyhow::anyhow!("stored hash unreadable: {e}"))?;
-    let algorithm = Algorithm::try_from(parsed.algorithm).map_err(|e| anyhow::anyhow!("algorithm: {e}"))?;
-    let version = parsed.version.map(Version::try_from).transpose().map_err(|e| anyhow::anyhow!("version: {e}"))?;
-    let params = Params::try_from(&parsed).map_err(|e| anyhow::anyhow!("params: {e}"))?;
-    let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else {
-        anyhow::bail!("stored hash lacks salt or output");
+/// A PHC string for `password` with the salt, parameters and output length of `like`.
+fn hash_like(password: &[u8], like: &Stored) -> anyhow::Result<String> {
+    let output = like.compute(password)?;
+    let salt = SaltString::from_b64(&like.salt).map_err(|e| anyhow::anyhow!("salt: {e}"))?;
+    let phc = PasswordHash {
+        algorithm: like.algorithm.ident(),
+        version: Some(like.version.into()),
+        params: like.params.clone().try_into().map_err(|e| anyhow::anyhow!("params: {e}"))?,
+        salt: Some(salt.as_salt()),
+        hash: Some(output),
     };
-    let mut salt_bytes = [0u8; Salt::MAX_LENGTH];
-    let salt_bytes = salt.decode_b64(&mut salt_bytes).map_err(|e| anyhow::anyhow!("salt: {e}"))?;
-    let hasher = Argon2::new(algorithm, version.unwrap_or_default(), params);
-    let mut out = vec![0u8; expected.len()];
-    with_blocks(hasher.params().block_count(), |blocks| {
-        hasher.hash_password_into_with_memory(password, salt_bytes, &mut out, blocks)
-    })
-    .map_err(|e| anyhow::anyhow!("hashing failed: {e}"))?;
-    // `Output` compares in constant time.
-    Ok(Output::new(&out).map_err(|e| anyhow::anyhow!("output: {e}"))? == expected)
+    Ok(phc.to_string())
+}
+
+/// A stored PHC string, parsed: what to compute and what to expect.
+struct Stored {
+    algorithm: Algorithm,
+    version: Version,
+    params: Params,
+    /// The salt as the PHC string has it (B64).
+    salt: String,
+    expected: Output,
+}
+
+impl Stored {
+    fn parse(phc: &str) -> anyhow::Result<Self> {
+        let parsed = PasswordHash::new(phc).map_err(|e| anyhow::anyhow!("stored hash unreadable: {e}"))?;
+        let algorithm = Algorithm::try_from(parsed.algorithm).map_err(|e| anyhow::anyhow!("algorithm: {e}"))?;
+        let version = parsed.version.map(Version::try_from).transpose().map_err(|e| anyhow::anyhow!("version: {e}"))?;
+        let params = Params::try_from(&parsed).map_err(|e| anyhow::anyhow!("params: {e}"))?;
+        let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else {
+            anyhow::bail!("stored hash lacks salt or output");
+        };
+        Ok(Self { algorithm, version: version.unwrap_or_default(), params, salt: salt.as_str().into(), expected })
+    }
+
+    /// Whether computing for `other` is computing for this one: same salt, parameters and length.
+    fn same_inputs(&self, other: &Stored) -> bool {
+        self.algorithm == other.algorithm
+            && self.version == other.version
+            && self.params == other.params
+            && self.salt == other.salt
+            && self.expected.len() == other.expected.len()
+    }
+
+    /// argon2 of `password` with this hash's salt and parameters.
+    fn compute(&self, password: &[u8]) -> anyhow::Result<Output> {
+        let salt = Salt::from_b64(&self.salt).map_err(|e| anyhow::anyhow!("salt: {e}"))?;
+        let mut salt_bytes = [0u8; Salt::MAX_LENGTH];
+        let salt_bytes = salt.decode_b64(&mut salt_bytes).map_err(|e| anyhow::anyhow!("salt: {e}"))?;
+        let hasher = Argon2::new(self.algorithm, self.version, self.params.clone());
+        let mut out = vec![0u8; self.expected.len()];
+        with_blocks(hasher.params().block_count(), |blocks| {
+            hasher.hash_password_into_with_memory(password, salt_bytes, &mut out, blocks)
+        })
+        .map_err(|e| anyhow::anyhow!("hashing failed: {e}"))?;
+        Output::new(&out).map_err(|e| anyhow::anyhow!("output: {e}"))
+    }
+}
+
+/// Whether `password` matches a stored PHC string, with the parameters it records.
+#[cfg(test)]
+fn verify_phc(password: &[u8], phc: &str) -> anyhow::Result<bool> {
+    let stored = Stored::parse(phc)?;
+    Ok(stored.compute(password)? == stored.expected)
 }
 
 #[cfg(test)]
@@ -211,5 +312,39 @@ mod tests {
         assert!(argon2().verify_password(b"Correct1Horse", &parsed).is_ok());
         let theirs = argon2().hash_password(b"x", &SaltString::generate(&mut OsRng)).unwrap().to_string();
         assert!(verify_phc(b"x", &theirs).unwrap());
+    }
+
+    #[test]
+    fn a_hash_like_another_shares_its_salt_and_parameters_only() {
+        let owner = hash_phc(b"Owner1Password").unwrap();
+        let attempt = hash_like(b"Squatter9Guess", &Stored::parse(&owner).unwrap()).unwrap();
+        let (o, a) = (Stored::parse(&owner).unwrap(), Stored::parse(&attempt).unwrap());
+        assert!(o.same_inputs(&a), "{owner} / {attempt}");
+        assert_ne!(o.expected, a.expected);
+        assert!(verify_phc(b"Squatter9Guess", &attempt).unwrap());
+        assert!(!verify_phc(b"Owner1Password", &attempt).unwrap());
+        // Older parameters are kept too.
+        let old = Argon2::new(Algorithm::Argon2id, Version::V0x13, Params::new(19_456, 2, 1, None).unwrap())
+            .hash_password(b"x", &SaltString::generate(&mut OsRng))
+            .unwrap()
+            .to_string();
+        let like_old = hash_like(b"y", &Stored::parse(&old).unwrap()).unwrap();
+        assert!(like_old.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{like_old}");
+    }
+
+    #[tokio::test]
+    async fn one_check_tells_the_owner_password_from_a_sign_up_attempt() {
+        let hasher = PasswordHasher::new(1);
+        let owner = hasher.hash(&Password::new("Owner1Password"), None).await.unwrap();
+        let attempt = hasher.hash(&Password::new("Squatter9Guess"), Some(owner.clone())).await.unwrap();
+        for (presented, expected) in
+            [("Owner1Password", Match::Owner), ("Squatter9Guess", Match::Attempt), ("Neither5OfThem", Match::None)]
+        {
+            let password = Password::new(presented);
+            let found = hasher.verify_account(&password, Some(owner.clone()), vec![attempt.clone()]).await.unwrap();
+            assert_eq!(found, expected, "{presented}");
+        }
+        let none = hasher.verify_account(&Password::new("x"), None, vec![]).await.unwrap();
+        assert_eq!(none, Match::None);
     }
 }

@@ -66,13 +66,22 @@ fn rule(rule: &str, message: &str) -> FieldError {
 }
 
 /// Plain text: markup is stripped (with the content of `<script>` and
-/// `<style>`), control characters other than line breaks and tabs are
-/// refused, and the result is trimmed and at most 2000 characters.
+/// `<style>`) and entities decoded, again and again until nothing changes,
+/// so markup hidden behind entities (`&lt;img …&gt;`, `&#60;script&#62;`,
+/// `&amp;lt;…`) or split around a tag (`<scr<script>ipt>`) is stripped too.
+/// Control characters other than line breaks and tabs are refused (also
+/// when they were written as entities); the result is trimmed and at most
+/// 2000 characters.
 pub fn learning_goals(raw: &str) -> Result<String, FieldError> {
-    if raw.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t')) {
-        return Err(rule("invalid_characters", "Learning goals cannot contain control characters."));
+    let invalid = || rule("invalid_characters", "Learning goals cannot contain control characters.");
+    let has_control = |text: &str| text.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'));
+    if has_control(raw) {
+        return Err(invalid());
     }
-    let text = strip_markup(raw);
+    let text = plain_text(raw).ok_or_else(|| rule("invalid_characters", "Learning goals cannot be nested markup."))?;
+    if has_control(&text) {
+        return Err(invalid());
+    }
     let text = text.trim();
     if text.chars().count() > MAX_LEARNING_GOALS_CHARS {
         return Err(rule("too_long", "Learning goals are at most 2000 characters."));
@@ -80,10 +89,30 @@ pub fn learning_goals(raw: &str) -> Result<String, FieldError> {
     Ok(text.to_string())
 }
 
-/// The text of an HTML fragment. ammonia with no allowed tags removes every
-/// tag and comment; its output is HTML-escaped text, which is turned back
+/// Rounds of decoding and stripping before input counts as hostile: each
+/// round peels one layer of encoding, and no honest text has more than two.
+const MAX_ROUNDS: usize = 8;
+
+/// The text of an HTML fragment, stripped and decoded to a fixed point:
+/// once a round changes nothing, what is left is text that an HTML parser
+/// reads as exactly itself — no tag, comment or entity in it. `None` if
+/// that takes more than `MAX_ROUNDS` rounds.
+fn plain_text(raw: &str) -> Option<String> {
+    let mut text = raw.to_string();
+    for _ in 0..MAX_ROUNDS {
+        let next = strip_once(&text);
+        if next == text {
+            return Some(text);
+        }
+        text = next;
+    }
+    None
+}
+
+/// One round: ammonia with no allowed tags removes every tag and comment and
+/// decodes entities; its output is HTML-escaped text, which is turned back
 /// into plain text (the serializer escapes only these four).
-fn strip_markup(raw: &str) -> String {
+fn strip_once(raw: &str) -> String {
     let escaped = ammonia::Builder::empty().clean(raw).to_string();
     escaped.replace("&lt;", "<").replace("&gt;", ">").replace("&nbsp;", "\u{a0}").replace("&amp;", "&")
 }
@@ -98,6 +127,56 @@ mod tests {
         assert_eq!(learning_goals("<script>alert(1)</script>ROS & SLAM").unwrap(), "ROS & SLAM");
         assert_eq!(learning_goals("x < y and y > z").unwrap(), "x < y and y > z");
         assert_eq!(learning_goals("  line one\nline two  ").unwrap(), "line one\nline two");
+    }
+
+    /// Whether an HTML parser would find markup in `text`: a tag opener, a
+    /// comment, or a character reference.
+    fn looks_like_markup(text: &str) -> bool {
+        let bytes = text.as_bytes();
+        let opener = bytes
+            .windows(2)
+            .any(|w| w[0] == b'<' && (w[1].is_ascii_alphabetic() || matches!(w[1], b'/' | b'!' | b'?')));
+        let reference = text.match_indices('&').any(|(i, _)| {
+            let rest = &text[i + 1..];
+            let name: String = rest.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '#').collect();
+            !name.is_empty() && rest[name.len()..].starts_with(';')
+        });
+        opener || reference
+    }
+
+    #[test]
+    fn encoded_and_nested_markup_never_survives() {
+        let payloads = [
+            "&lt;img src=x onerror=alert(1)&gt;",
+            "&#60;script&#62;alert(1)&#60;/script&#62;",
+            "&#x3c;svg onload=alert(1)&#x3e;",
+            "&amp;lt;script&amp;gt;alert(1)&amp;lt;/script&amp;gt;",
+            "&amp;amp;lt;b&amp;amp;gt;deep&amp;amp;lt;/b&amp;amp;gt;",
+            "<scr<script>ipt>alert(1)</scr</script>ipt>",
+            "<<script>script>alert(1)<</script>/script>",
+            "<img src=x onerror=alert(1)//",
+            "<!-- a --!><img src=x>",
+            "&lt;!-- comment --&gt;&lt;a href=javascript:alert(1)&gt;x&lt;/a&gt;",
+            "<svg><style>&lt;img src=x&gt;</style></svg>",
+            "<math><mi xlink:href=\"javascript:alert(1)\">x</mi></math>",
+            "&LT;script&GT;",
+            "&ltscript&gt",
+            "<ScRiPt>alert(1)</sCrIpT>",
+            "\u{ff1c}script\u{ff1e} (full-width look-alikes are text)",
+        ];
+        for payload in payloads {
+            match learning_goals(payload) {
+                Ok(text) => assert!(!looks_like_markup(&text), "{payload:?} kept markup: {text:?}"),
+                Err(e) => assert_eq!(e.rule, "invalid_characters", "{payload:?}"),
+            }
+        }
+        assert_eq!(learning_goals("&lt;img src=x onerror=alert(1)&gt;Build robots").unwrap(), "Build robots");
+    }
+
+    #[test]
+    fn control_characters_written_as_entities_are_refused_too() {
+        assert_eq!(learning_goals("bell&#7;").unwrap_err().rule, "invalid_characters");
+        assert_eq!(learning_goals("esc&#x1b;[31m").unwrap_err().rule, "invalid_characters");
     }
 
     #[test]

@@ -5,6 +5,7 @@ use chrono::Utc;
 use sea_orm::TransactionTrait;
 
 use super::{
+    credentials,
     flow::{FlowError, invalid_password, queue_for_address},
     validate,
 };
@@ -44,7 +45,7 @@ pub async fn reset(
     let owner = email_tokens::check(&state.db, &token, Utc::now()).await?.map_err(FlowError::Token)?;
     let owner = users::find_by_id(&state.db, owner).await?.ok_or(FlowError::Token(Unusable::Unknown))?;
     validate::password(new_password.expose(), &personal(&owner)).map_err(invalid_password)?;
-    let hash = state.hasher.hash(new_password).await?;
+    let hash = credentials::hash_new(state, &state.db, owner.id, new_password).await?;
 
     let now = Utc::now();
     let txn = state.db.begin().await?;
@@ -73,11 +74,12 @@ pub async fn change(
     client: ClientInfo,
 ) -> Result<(), FlowError> {
     let user = super::account::live_user(state, claims).await?;
-    if !state.hasher.verify(current, user.password_hash.clone()).await? {
+    if !credentials::check_owner(state, &user.email_key, current, user.password_hash.clone()).await? {
         return Err(FlowError::WrongPassword);
     }
+    credentials::succeeded(state, &user.email_key).await?;
     validate::password(new_password.expose(), &personal(&user)).map_err(invalid_password)?;
-    let hash = state.hasher.hash(new_password).await?;
+    let hash = credentials::hash_new(state, &state.db, user.id, new_password).await?;
 
     let now = Utc::now();
     let txn = state.db.begin().await?;

@@ -9,7 +9,9 @@ pub const MAX_EMAIL_CHARS: usize = 254;
 pub const MAX_NAME_CHARS: usize = 100;
 
 /// An address as stored: `email` keeps the local part's case, `key` is the
-/// fully lower-cased form that uniqueness and look-ups use.
+/// fully lower-cased form that uniqueness, look-ups and rate limits use.
+/// Both are ASCII: the local part must be, and the domain is in its IDNA
+/// ASCII form (`xn--…` for an internationalised one).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Email {
     pub email: String,
@@ -20,7 +22,14 @@ fn rule(field: &str, rule: &str, message: &str) -> FieldError {
     FieldError { field: field.into(), rule: rule.into(), message: message.into() }
 }
 
-/// Trims, lower-cases the domain and checks the address.
+/// Trims, normalises the domain and checks the address.
+///
+/// Only an ASCII local part is accepted: Unicode lower-casing and
+/// compatibility folding would merge look-alikes (`\u{212a}ate`, with a
+/// KELVIN SIGN, lower-cases to `kate`) that a mail server may deliver to
+/// different mailboxes, so one person's address could reach another's
+/// account. The domain goes through IDNA (UTS #46), which is how mail and
+/// DNS name it anyway: `Example.COM` and `例え.jp` have one form each.
 pub fn email(raw: &str) -> Result<Email, FieldError> {
     let trimmed = raw.trim();
     if trimmed.chars().count() > MAX_EMAIL_CHARS {
@@ -36,7 +45,17 @@ pub fn email(raw: &str) -> Result<Email, FieldError> {
     let Some((local, domain)) = trimmed.rsplit_once('@') else {
         return Err(rule("email", "format", "This is not an email address."));
     };
-    let normalised = format!("{local}@{}", domain.to_lowercase());
+    if !local.is_ascii() {
+        return Err(rule(
+            "email",
+            "invalid_characters",
+            "The part of an email address before @ must be ASCII (letters, digits and . _ % + - and the like).",
+        ));
+    }
+    let Ok(domain) = idna::domain_to_ascii_strict(domain) else {
+        return Err(rule("email", "format", "This is not an email address."));
+    };
+    let normalised = format!("{local}@{domain}");
     let valid = email_address::EmailAddress::parse_with_options(
         &normalised,
         email_address::Options::default().without_display_text().without_domain_literal(),
@@ -46,7 +65,7 @@ pub fn email(raw: &str) -> Result<Email, FieldError> {
     if !valid {
         return Err(rule("email", "format", "This is not an email address."));
     }
-    Ok(Email { key: normalised.to_lowercase(), email: normalised })
+    Ok(Email { key: normalised.to_ascii_lowercase(), email: normalised })
 }
 
 /// The lowest zxcvbn score accepted (0–4; 3 is "safely unguessable: moderate
@@ -126,6 +145,33 @@ mod tests {
         let e = email("  Ada.Lovelace@Example.COM ").unwrap();
         assert_eq!(e.email, "Ada.Lovelace@example.com");
         assert_eq!(e.key, "ada.lovelace@example.com");
+    }
+
+    #[test]
+    fn look_alike_local_parts_are_refused_not_folded() {
+        let real = email("kate@example.com").unwrap();
+        for look_alike in [
+            "\u{212a}ate@example.com",         // KELVIN SIGN, lower-cases to k
+            "\u{ff4b}ate@example.com",         // FULLWIDTH LATIN SMALL LETTER K
+            "ka\u{0074}\u{0301}e@example.com", // combining accent
+            "\u{0138}ate@example.com",         // LATIN SMALL LETTER KRA
+            "kat\u{0435}@example.com",         // CYRILLIC SMALL LETTER IE
+            "\u{fb01}le@example.com",          // LATIN SMALL LIGATURE FI
+            "kate\u{200b}@example.com",        // ZERO WIDTH SPACE
+        ] {
+            let refused = email(look_alike);
+            assert!(refused.is_err(), "{look_alike:?} accepted as {refused:?}");
+        }
+        assert_eq!(email("KATE@Example.COM").unwrap().key, real.key);
+    }
+
+    #[test]
+    fn domains_take_their_idna_ascii_form() {
+        assert_eq!(email("ada@B\u{fc}cher.Example").unwrap().email, "ada@xn--bcher-kva.example");
+        assert_eq!(email("ada@xn--bcher-kva.example").unwrap().key, email("ada@b\u{fc}cher.example").unwrap().key);
+        // A Cyrillic look-alike domain is another domain, not a fold of the Latin one.
+        assert_ne!(email("ada@\u{0435}xample.com").unwrap().key, "ada@example.com");
+        assert!(email("ada@exa_mple.com").is_err());
     }
 
     #[test]

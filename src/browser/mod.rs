@@ -35,7 +35,6 @@ pub struct Browser {
 impl Browser {
     /// `refresh_secret` is the key ring's secret; the CSRF key is derived from it.
     pub fn new(config: &Config, refresh_secret: &hmac::Key) -> Result<Self, String> {
-        let derived = hmac::sign(refresh_secret, b"latchkey csrf key v1");
         Ok(Self {
             secure: config.cookie_secure,
             same_site: match config.cookie_same_site.as_str() {
@@ -45,7 +44,7 @@ impl Browser {
             },
             cors_origins: config.cors_origins()?,
             own_origins: config.own_origins(),
-            csrf_key: hmac::Key::new(hmac::HMAC_SHA256, derived.as_ref()),
+            csrf_key: crate::secret::derive_key(refresh_secret, "latchkey csrf key v1"),
         })
     }
 

@@ -81,7 +81,7 @@ async function silentRefresh() {
 
 // ---- views ----
 function show(section) {
-  for (const id of ['signed-out', 'signed-in', 'forgot', 'reset']) $(id).hidden = id !== section;
+  for (const id of ['signed-out', 'signed-in', 'verify', 'forgot', 'reset']) $(id).hidden = id !== section;
 }
 
 function signedOut(message, isError = false) {
@@ -237,6 +237,15 @@ function wire() {
     say(r.ok ? r.data.message : problemText(r.data), !r.ok);
   });
 
+  on('verify-form', 'submit', async () => {
+    const token = new URLSearchParams(location.search).get('token');
+    const body = { token, password: $('verify-password').value };
+    const r = await call('POST', '/v1/auth/verify-email', { body });
+    if (!r.ok) return say(problemText(r.data), true);
+    history.replaceState(null, '', '/demo');
+    signedOut(r.data.message);
+  });
+
   on('reset-form', 'submit', async () => {
     const token = new URLSearchParams(location.search).get('token');
     const r = await call('POST', '/v1/auth/password/reset', { body: { token, new_password: $('reset-password').value } });
@@ -253,9 +262,8 @@ async function start() {
   const page = location.pathname.replace(/^\/demo\/?/, '');
 
   if (page === 'verify-email' && params.get('token')) {
-    history.replaceState(null, '', '/demo');
-    const r = await call('POST', '/v1/auth/verify-email', { body: { token: params.get('token') } });
-    return signedOut(r.ok ? r.data.message : problemText(r.data), !r.ok);
+    show('verify');
+    return say('Enter your password to finish verifying your address.');
   }
   if (page === 'reset-password' && params.get('token')) {
     show('reset');

@@ -28,6 +28,8 @@ impl Mailer for FileMailer {
             .map_err(|e| SendError::Transient(format!("creating {}: {e}", self.dir.display())))?;
         let id = self.transport.send(message).await.map_err(|e| SendError::Transient(e.to_string()))?;
         let file = self.dir.join(format!("{id}.eml"));
+        // The process umask makes it 0600 already; this holds even if it was changed.
+        crate::secret::make_private(&file).map_err(|e| SendError::Transient(format!("{}: {e}", file.display())))?;
         match &mail.link {
             Some(link) => {
                 tracing::info!(to = %mail.to.email, file = %file.display(), "mail: {} — {link}", mail.subject)

@@ -58,7 +58,9 @@ pub trait Mailer: Send + Sync {
 pub fn from_config(config: &Config) -> anyhow::Result<(Arc<dyn Mailer>, String)> {
     let from: Mailbox = config.mail_from.parse()?;
     Ok(match (&config.smtp_url, config.redacted_smtp_url()) {
-        (Some(url), Some(shown)) => (Arc::new(smtp::SmtpMailer::new(url, from)?), format!("mail: SMTP via {shown}")),
+        (Some(url), Some(shown)) => {
+            (Arc::new(smtp::SmtpMailer::new(url.expose(), from)?), format!("mail: SMTP via {shown}"))
+        }
         _ => (
             Arc::new(file::FileMailer::new(config.mail_dir.clone(), from)),
             format!(

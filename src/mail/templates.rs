@@ -64,6 +64,7 @@ impl Letter {
             MailKind::SignupExisting => "Someone tried to sign up with your email address",
             MailKind::PasswordReset => "Reset your password",
             MailKind::PasswordChanged => "Your password was changed",
+            MailKind::ChoosePassword => "Choose a password for your account",
         }
     }
 

@@ -128,7 +128,7 @@ async fn compose(state: &AppState, kind: MailKind, row: &OutboxRow) -> anyhow::R
     let app_url = config.app_url();
     let forgot_link = format!("{app_url}/forgot-password");
     let (link, expires, token_link) = match kind {
-        MailKind::VerifyEmail | MailKind::PasswordReset => {
+        MailKind::VerifyEmail | MailKind::PasswordReset | MailKind::ChoosePassword => {
             let (purpose, path, ttl) = match kind {
                 MailKind::VerifyEmail => (Purpose::VerifyEmail, "verify-email", config.verify_email_ttl_secs),
                 _ => (Purpose::ResetPassword, "reset-password", config.password_reset_ttl_secs),
@@ -145,9 +145,12 @@ async fn compose(state: &AppState, kind: MailKind, row: &OutboxRow) -> anyhow::R
         }
         MailKind::SignupExisting | MailKind::PasswordChanged => (forgot_link, None, None),
     };
+    // Whoever signed up chose the name; until the address is verified it may
+    // be someone else's text aimed at the address's owner, so it is not shown.
+    let name = user.name.filter(|_| user.email_verified_at.is_some());
     let letter = Letter {
         kind,
-        name: user.name.clone(),
+        name: name.clone(),
         email: user.email.clone(),
         verified: user.email_verified_at.is_some(),
         link,
@@ -156,7 +159,7 @@ async fn compose(state: &AppState, kind: MailKind, row: &OutboxRow) -> anyhow::R
         app_url,
     };
     let rendered = letter.render()?;
-    let to = Mailbox::new(user.name, user.email.parse()?);
+    let to = Mailbox::new(name, user.email.parse()?);
     Ok(Some(Outgoing { to, subject: rendered.subject, text: rendered.text, html: rendered.html, link: token_link }))
 }
 

@@ -14,7 +14,7 @@ pub mod provider;
 pub mod redirect;
 
 use chrono::{DateTime, Duration, Utc};
-use oauth2::PkceCodeChallenge;
+use oauth2::{PkceCodeChallenge, PkceCodeVerifier};
 use sea_orm::TransactionTrait;
 use url::Url;
 use uuid::Uuid;
@@ -23,7 +23,7 @@ use self::provider::{AuthorizationRequest, Identity, ProviderError};
 use crate::{
     AppState,
     auth::validate,
-    limits::{self, Rule},
+    limits::Rule,
     session::{self, ClientInfo, IssuedTokens},
     store::{
         email_tokens, events, oauth as store, profiles, sessions,
@@ -120,7 +120,7 @@ fn failed(failure: Failure, detail: &dyn std::fmt::Display, client: &ClientInfo)
     tracing::warn!(
         provider = GOOGLE,
         error = failure.code(),
-        ip = client.ip.as_deref().unwrap_or("unknown"),
+        ip = client.ip_or_unknown(),
         "sign-in with {GOOGLE} failed ({}): {detail}",
         failure.code()
     );
@@ -128,6 +128,25 @@ fn failed(failure: Failure, detail: &dyn std::fmt::Display, client: &ClientInfo)
 
 fn random_value() -> String {
     opaque::encode("", &opaque::random())
+}
+
+/// The nonce and PKCE verifier of a sign-in, derived from its `state` with a
+/// server secret: nothing stored while the sign-in is under way can finish
+/// it (the database holds only the state's hash), and neither value can be
+/// worked out from the state the provider and the browser see.
+struct Derived {
+    nonce: String,
+    pkce_verifier: String,
+}
+
+impl Derived {
+    fn of(key: &ring::hmac::Key, state: &str) -> Self {
+        let derive = |purpose: &str| {
+            let tag = ring::hmac::sign(key, format!("{purpose}:{state}").as_bytes());
+            opaque::encode("", tag.as_ref().try_into().expect("HMAC-SHA256 is 32 bytes"))
+        };
+        Self { nonce: derive("nonce"), pkce_verifier: derive("pkce") }
+    }
 }
 
 /// A started sign-in: where to send the browser, and the `state` to bind to
@@ -157,8 +176,12 @@ pub fn s256(verifier: &str) -> String {
 /// attempt of the client's IP.
 pub async fn begin(state: &AppState, request: Begin<'_>, client: &ClientInfo) -> Result<Started, SignInError> {
     let provider = state.google.as_ref().ok_or(SignInError::NotConfigured)?;
-    let ip = client.ip.as_deref().unwrap_or("unknown");
-    limits::hit(state, Rule::LoginPerIp, ip).await?.map_err(SignInError::RateLimited)?;
+    let now = Utc::now();
+    state
+        .limits
+        .hit(&state.db, Rule::LoginPerIp, client.ip_or_unknown(), now)
+        .await?
+        .map_err(SignInError::RateLimited)?;
     let back = state.redirects.check(request.redirect_to).ok_or(SignInError::InvalidRedirect)?;
     let well_formed = |c: &str| c.len() == 43 && c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     let app_code_challenge = match (request.code_challenge, request.code_challenge_method) {
@@ -166,9 +189,10 @@ pub async fn begin(state: &AppState, request: Begin<'_>, client: &ClientInfo) ->
         (Some(c), None | Some("S256")) if well_formed(c) => Some(c.to_string()),
         _ => return Err(SignInError::InvalidChallenge),
     };
-    let (state_value, nonce) = (random_value(), random_value());
-    let (pkce_challenge, pkce_verifier) = PkceCodeChallenge::new_random_sha256();
-    let request = AuthorizationRequest { state: &state_value, nonce: &nonce, pkce_challenge };
+    let state_value = random_value();
+    let derived = Derived::of(&state.sign_in_key, &state_value);
+    let pkce_challenge = PkceCodeChallenge::from_code_verifier_sha256(&PkceCodeVerifier::new(derived.pkce_verifier));
+    let request = AuthorizationRequest { state: &state_value, nonce: &derived.nonce, pkce_challenge };
     let url = match provider.authorize_url(request).await {
         Ok(url) => url,
         Err(e) => {
@@ -177,12 +201,9 @@ pub async fn begin(state: &AppState, request: Begin<'_>, client: &ClientInfo) ->
             return Ok(Started { url: redirect::with_params(&back, &[("error", failure.code())]), state: None });
         }
     };
-    let now = Utc::now();
     let pending = store::PendingSignIn {
         hash: opaque::hash_text(&state_value),
         provider: GOOGLE.into(),
-        nonce,
-        pkce_verifier: pkce_verifier.secret().clone(),
         redirect_to: back.to_string(),
         app_code_challenge,
         created_at: now,
@@ -225,7 +246,8 @@ pub async fn callback(state: &AppState, query: Callback, client: &ClientInfo) ->
         return Err(SignInError::NoRedirect(Failure::InvalidState));
     };
     let back = Url::parse(&pending.redirect_to).map_err(anyhow::Error::from)?;
-    let outcome = finish(state, provider, &pending, query, client, now).await;
+    let derived = Derived::of(&state.sign_in_key, query.state.as_deref().unwrap_or_default());
+    let outcome = finish(state, provider, &pending, &derived, query, client, now).await;
     Ok(match outcome {
         Ok(code) => redirect::with_params(&back, &[("code", &code)]),
         Err(failure) => redirect::with_params(&back, &[("error", failure.code())]),
@@ -236,6 +258,7 @@ async fn finish(
     state: &AppState,
     provider: &provider::OidcProvider,
     pending: &store::PendingSignIn,
+    derived: &Derived,
     query: Callback,
     client: &ClientInfo,
     now: DateTime<Utc>,
@@ -254,7 +277,7 @@ async fn finish(
     let Some(code) = query.code.filter(|c| !c.is_empty()) else {
         return Err(fail(Failure::ProviderError, &"no code in the callback"));
     };
-    let identity = match provider.redeem(&code, &pending.pkce_verifier, &pending.nonce).await {
+    let identity = match provider.redeem(&code, &derived.pkce_verifier, &derived.nonce).await {
         Ok(identity) => identity,
         Err(e) => return Err(fail(Failure::from(&e), &e)),
     };

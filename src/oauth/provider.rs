@@ -139,7 +139,7 @@ struct Cached<T> {
 pub struct OidcProvider {
     issuer: String,
     client_id: String,
-    client_secret: String,
+    client_secret: crate::secret::Secret,
     redirect_uri: RedirectUrl,
     http: reqwest::Client,
     metadata: Mutex<Option<Cached<Metadata>>>,
@@ -214,7 +214,7 @@ impl OidcProvider {
         let meta = self.metadata().await?;
         let bad = |what: &str, e: url::ParseError| ProviderError::Unavailable(format!("{what}: {e}"));
         Ok(oauth2::Client::new(ClientId::new(self.client_id.clone()))
-            .set_client_secret(ClientSecret::new(self.client_secret.clone()))
+            .set_client_secret(ClientSecret::new(self.client_secret.expose().to_string()))
             .set_auth_uri(
                 AuthUrl::new(meta.authorization_endpoint.clone()).map_err(|e| bad("authorization_endpoint", e))?,
             )

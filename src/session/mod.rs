@@ -24,6 +24,11 @@ pub struct ClientInfo {
 }
 
 impl ClientInfo {
+    /// The client IP as rate limits count it (`unknown` when the peer has none).
+    pub fn ip_or_unknown(&self) -> &str {
+        self.ip.as_deref().unwrap_or("unknown")
+    }
+
     /// As recorded on security events.
     pub fn origin(&self) -> events::Origin<'_> {
         events::Origin { ip: self.ip.as_deref(), user_agent: self.user_agent.as_deref() }
@@ -110,8 +115,8 @@ pub async fn refresh(state: &AppState, presented: &str, client: &ClientInfo) -> 
     let presented = RefreshToken::parse(presented).ok_or(RefreshError::Invalid)?;
     let successor = presented.successor(&state.refresh_secret);
     let (presented_hash, successor_hash) = (presented.hash(), successor.hash());
-    crate::limits::hit_refresh(state, &presented_hash).await?.map_err(RefreshError::RateLimited)?;
     let now = Utc::now();
+    state.limits.hit_refresh(&state.db, &presented_hash, now).await?.map_err(RefreshError::RateLimited)?;
     let rotation = Rotation {
         presented: &presented_hash,
         successor: &successor_hash,

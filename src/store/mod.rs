@@ -10,6 +10,7 @@ pub mod profiles;
 pub mod rate_limits;
 pub mod rotation;
 pub mod sessions;
+pub mod signup_attempts;
 pub mod users;
 
 use std::time::Duration;
@@ -22,7 +23,7 @@ use crate::config::Config;
 
 /// Connects and brings the schema up to date.
 pub async fn connect(config: &Config) -> anyhow::Result<DatabaseConnection> {
-    let mut options = ConnectOptions::new(config.database_url.clone());
+    let mut options = ConnectOptions::new(config.database_url.expose());
     options
         .max_connections(config.db_max_connections)
         .min_connections(1)
@@ -33,7 +34,7 @@ pub async fn connect(config: &Config) -> anyhow::Result<DatabaseConnection> {
         .test_before_acquire_if_idle_for(Duration::from_secs(30))
         .sqlx_logging(false);
     if config.is_sqlite() {
-        let dir = sqlite_path(&config.database_url).and_then(|p| p.parent().map(ToOwned::to_owned));
+        let dir = sqlite_path(config.database_url.expose()).and_then(|p| p.parent().map(ToOwned::to_owned));
         if let Some(dir) = dir.filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         }
@@ -46,6 +47,14 @@ pub async fn connect(config: &Config) -> anyhow::Result<DatabaseConnection> {
         .with_context(|| format!("connecting to {}", config.redacted_database_url()))?;
     if config.is_sqlite() {
         db.execute_unprepared("PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON;").await?;
+        // Created 0600 (the process umask); files from before that are tightened.
+        if let Some(path) = sqlite_path(config.database_url.expose()) {
+            for suffix in ["", "-wal", "-shm"] {
+                let mut file = path.clone().into_os_string();
+                file.push(suffix);
+                crate::secret::make_private(std::path::Path::new(&file))?;
+            }
+        }
     }
     migration::Migrator::up(&db, None).await.context("running migrations")?;
     Ok(db)

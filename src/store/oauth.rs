@@ -19,8 +19,6 @@ pub async fn save_state(db: &impl ConnectionTrait, pending: PendingSignIn) -> Re
     let row = oauth_state::ActiveModel {
         hash: Set(pending.hash),
         provider: Set(pending.provider),
-        nonce: Set(pending.nonce),
-        pkce_verifier: Set(pending.pkce_verifier),
         redirect_to: Set(pending.redirect_to),
         app_code_challenge: Set(pending.app_code_challenge),
         created_at: Set(pending.created_at),

@@ -24,6 +24,9 @@ pub enum MailKind {
     PasswordReset,
     /// The password was changed or reset.
     PasswordChanged,
+    /// The address was verified without the sign-up's password, which was
+    /// removed: a link to choose one.
+    ChoosePassword,
 }
 
 impl MailKind {
@@ -33,11 +36,12 @@ impl MailKind {
             MailKind::SignupExisting => "signup_existing",
             MailKind::PasswordReset => "password_reset",
             MailKind::PasswordChanged => "password_changed",
+            MailKind::ChoosePassword => "choose_password",
         }
     }
 
     pub fn parse(value: &str) -> Option<Self> {
-        [Self::VerifyEmail, Self::SignupExisting, Self::PasswordReset, Self::PasswordChanged]
+        [Self::VerifyEmail, Self::SignupExisting, Self::PasswordReset, Self::PasswordChanged, Self::ChoosePassword]
             .into_iter()
             .find(|kind| kind.as_str() == value)
     }

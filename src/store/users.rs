@@ -98,6 +98,20 @@ pub async fn claim_unverified(
     Ok(())
 }
 
+/// Removes what an unproven sign-up chose for the account: its password and
+/// its name (which a sign-up on someone else's address could have filled
+/// with text meant for them).
+pub async fn drop_unproven(db: &impl ConnectionTrait, id: Uuid, now: DateTime<Utc>) -> Result<(), DbErr> {
+    user::Entity::update_many()
+        .col_expr(user::Column::PasswordHash, Expr::value(Option::<String>::None))
+        .col_expr(user::Column::Name, Expr::value(Option::<String>::None))
+        .col_expr(user::Column::UpdatedAt, Expr::value(now))
+        .filter(user::Column::Id.eq(id))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
 pub async fn find_by_email_key(db: &impl ConnectionTrait, key: &str) -> Result<Option<user::Model>, DbErr> {
     user::Entity::find().filter(user::Column::EmailKey.eq(key)).one(db).await
 }

@@ -53,6 +53,10 @@ pub enum AccessTokenError {
     Malformed,
     #[error("the token type is not at+jwt")]
     WrongType,
+    /// RFC 7515 §4.1.11: a header parameter the token says must be
+    /// understood, and latchkey understands none.
+    #[error("the token has critical header parameters")]
+    Critical,
     #[error("the token was not signed by a known key")]
     UnknownKey,
     #[error("the token has expired or is not valid yet")]
@@ -100,6 +104,9 @@ pub fn verify(
     let header = decode_header(token).map_err(|_| AccessTokenError::Malformed)?;
     if header.typ.as_deref() != Some(ACCESS_TOKEN_TYP) {
         return Err(AccessTokenError::WrongType);
+    }
+    if header.crit.is_some() {
+        return Err(AccessTokenError::Critical);
     }
     let key = header.kid.as_deref().and_then(|kid| ring.find(kid)).ok_or(AccessTokenError::UnknownKey)?;
     // The key decides the algorithm; a header claiming another one fails here.

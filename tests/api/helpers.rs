@@ -72,11 +72,13 @@ pub struct Options {
     pub env: Vec<(String, String)>,
     /// Reach Postgres through this `host:port` (a test proxy) instead.
     pub postgres_via: Option<String>,
+    /// Start the server with this limit on open files (soft and hard).
+    pub open_files: Option<u64>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { backend: Backend::Postgres, env: Vec::new(), postgres_via: None }
+        Self { backend: Backend::Postgres, env: Vec::new(), postgres_via: None, open_files: None }
     }
 }
 
@@ -87,6 +89,11 @@ impl Options {
 
     pub fn postgres_via(mut self, addr: &str) -> Self {
         self.postgres_via = Some(addr.into());
+        self
+    }
+
+    pub fn open_files(mut self, limit: u64) -> Self {
+        self.open_files = Some(limit);
         self
     }
 
@@ -102,6 +109,7 @@ struct Shared {
     // Held so the database lives as long as any instance using it.
     _db: Option<TestDb>,
     database_url: String,
+    open_files: Option<u64>,
 }
 
 pub struct TestApp {
@@ -130,7 +138,7 @@ pub async fn spawn_with(options: Options) -> TestApp {
         }
         Backend::Sqlite => (None, format!("sqlite://{}/latchkey.db?mode=rwc", dir.path().display())),
     };
-    let shared = Arc::new(Shared { dir, _db: db, database_url });
+    let shared = Arc::new(Shared { dir, _db: db, database_url, open_files: options.open_files });
     start(shared, options.env).await
 }
 
@@ -151,18 +159,31 @@ async fn start(shared: Arc<Shared>, extra: Vec<(String, String)>) -> TestApp {
         ("LATCHKEY_RATE_LIMIT_SIGNUP_PER_IP".into(), "10000".into()),
         ("LATCHKEY_RATE_LIMIT_MAIL_PER_IP".into(), "10000".into()),
         ("LATCHKEY_RATE_LIMIT_MAIL_PER_ADDRESS".into(), "100".into()),
+        ("LATCHKEY_RATE_LIMIT_SIGNUP_PER_ADDRESS".into(), "100".into()),
+        // Every test client connects from 127.0.0.1.
+        ("LATCHKEY_MAX_CONNECTIONS_PER_IP".into(), "1000".into()),
         ("LATCHKEY_RATE_LIMIT_REFRESH_PER_SESSION".into(), "100000".into()),
     ];
     for (k, v) in extra {
         env.retain(|(key, _)| *key != k);
         env.push((k, v));
     }
-    let mut child = latchkey_command(&shared.dir.path().join("cwd"), &env)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("starting latchkey");
+    let mut command = latchkey_command(&shared.dir.path().join("cwd"), &env);
+    if let Some(limit) = shared.open_files {
+        // SAFETY: only setrlimit, which is async-signal-safe, runs between fork and exec.
+        unsafe {
+            command.pre_exec(move || {
+                let rlimit = libc::rlimit { rlim_cur: limit, rlim_max: limit };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &rlimit) == 0 {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::last_os_error())
+                }
+            });
+        }
+    }
+    let mut child =
+        command.stdout(Stdio::piped()).stderr(Stdio::inherit()).kill_on_drop(true).spawn().expect("starting latchkey");
     let mut lines = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
     let logs: Arc<Mutex<Vec<String>>> = Arc::default();
     let addr = tokio::time::timeout(Duration::from_secs(60), async {
@@ -311,6 +332,31 @@ impl TestApp {
         panic!("the server never logged {needle:?}");
     }
 
+    /// Every line the server has logged so far.
+    pub fn logs(&self) -> Vec<String> {
+        self.logs.lock().unwrap().clone()
+    }
+
+    /// Verifies `email` (mail written to files, the default) by posting the
+    /// token of the logged link, with the helpers' password.
+    pub async fn verify_by_hand(&self, email: &str) {
+        let mut token = None;
+        for _ in 0..200 {
+            token = self
+                .logs()
+                .iter()
+                .find(|l| l.contains(email) && l.contains("verify-email?token="))
+                .map(|line| line.split("?token=").nth(1).unwrap().split_whitespace().next().unwrap().to_string());
+            if token.is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let token = token.unwrap_or_else(|| panic!("no verification link for {email} was logged"));
+        let resp = self.post("/v1/auth/verify-email", json!({ "token": token, "password": PASSWORD })).await;
+        assert_eq!(resp.status(), 200, "verifying {email}");
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id().expect("server still running")
     }
@@ -329,6 +375,43 @@ impl Drop for TestApp {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Sends `n` requests at once, each on its own connection: every client
+/// connects first, then all wait at a barrier and are released together.
+/// `request(i, client)` builds the i-th request; the statuses come back in order.
+pub async fn burst<F, Fut>(n: usize, base: &str, request: F) -> Vec<u16>
+where
+    F: Fn(usize, reqwest::Client) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = reqwest::Response> + Send,
+{
+    let barrier = Arc::new(tokio::sync::Barrier::new(n));
+    let tasks: Vec<_> = (0..n)
+        .map(|i| {
+            let (barrier, request, base) = (barrier.clone(), request.clone(), base.to_string());
+            tokio::spawn(async move {
+                let client = reqwest::Client::builder()
+                    .redirect(reqwest::redirect::Policy::none())
+                    .pool_max_idle_per_host(1)
+                    .build()
+                    .unwrap();
+                // The connection is open before the barrier falls.
+                client.get(format!("{base}/healthz")).send().await.expect("warm-up request");
+                barrier.wait().await;
+                request(i, client).await.status().as_u16()
+            })
+        })
+        .collect();
+    let mut statuses = Vec::with_capacity(n);
+    for task in tasks {
+        statuses.push(task.await.expect("burst task"));
+    }
+    statuses
+}
+
+/// How many of `statuses` are `status`.
+pub fn count(statuses: &[u16], status: u16) -> usize {
+    statuses.iter().filter(|s| **s == status).count()
 }
 
 /// Asserts a problem+json response with `status` and `code`; returns its body.

@@ -41,11 +41,11 @@ async fn body(resp: reqwest::Response) -> Value {
     resp.json().await.unwrap()
 }
 
-/// Signs `email` up and verifies it through the mailed link.
+/// Signs `email` up and verifies it through the mailed link, confirming the password.
 async fn verified_account(app: &TestApp, smtp: &SmtpServer, email: &str) {
     assert_eq!(app.signup(email, PASSWORD).await.status(), 202);
     let token = smtp.nth(email, 1).await.token(VERIFY);
-    assert_eq!(app.post("/v1/auth/verify-email", json!({ "token": token })).await.status(), 200);
+    assert_eq!(app.post("/v1/auth/verify-email", json!({ "token": token, "password": PASSWORD })).await.status(), 200);
 }
 
 async fn the_whole_signup_journey(backend: Backend) {
@@ -61,32 +61,40 @@ async fn the_whole_signup_journey(backend: Backend) {
     let mail = smtp.nth(&email, 1).await;
     assert_eq!(mail.subject, "Verify your email address");
     assert_eq!(mail.from, "Latchkey Test <auth@latchkey.test>");
-    assert!(mail.to.ends_with(&format!("<{email}>")), "{}", mail.to);
+    assert!(mail.to == email || mail.to.ends_with(&format!("<{email}>")), "{}", mail.to);
     assert_eq!(mail.content_type, "multipart/alternative");
     assert_eq!(mail.part_types, ["multipart/alternative", "text/plain", "text/html"]);
     assert!(mail.text.contains("expires in 24 hours"), "{}", mail.text);
     assert!(mail.html.contains("expires in 24 hours"), "{}", mail.html);
-    // The name the user typed is shown, escaped in HTML.
-    assert!(mail.text.contains("Hi Ada <b>Lovelace</b>,"), "{}", mail.text);
-    assert!(mail.html.contains("Ada &#60;b&#62;Lovelace&#60;/b&#62;"), "{}", mail.html);
+    // The name was typed by whoever signed up, who has not proved the
+    // address yet: the mail does not show it.
+    assert!(mail.text.starts_with("Hello,"), "{}", mail.text);
+    assert!(!mail.text.contains("Lovelace") && !mail.html.contains("Lovelace"), "{}", mail.html);
+    assert!(!mail.to.contains("Lovelace"), "{}", mail.to);
     let token = mail.token(VERIFY);
     assert!(token.starts_with("lk_ev_") && token.len() == 6 + 43, "{token}");
 
-    let resp = app.post("/v1/auth/verify-email", json!({ "token": token })).await;
+    let resp = app.post("/v1/auth/verify-email", json!({ "token": token, "password": PASSWORD })).await;
     assert_eq!(resp.status(), 200);
+    assert_eq!(body(resp).await["password_removed"], false);
     let tokens = body(app.login(&email, PASSWORD).await).await;
     let me = body(app.me(tokens["access_token"].as_str().unwrap()).await).await;
     assert_eq!(me["email"], email.as_str());
     assert_eq!(me["email_verified"], true);
 
     assert_problem(app.post("/v1/auth/verify-email", json!({ "token": token })).await, 400, "token_used").await;
+    // Verified, the name is the owner's and shows in mail.
+    assert_eq!(app.post("/v1/auth/password/forgot", json!({ "email": email })).await.status(), 202);
+    let reset = smtp.nth(&email, 2).await;
+    assert!(reset.text.contains("Hi Ada <b>Lovelace</b>,"), "{}", reset.text);
+    assert!(reset.html.contains("Ada &#60;b&#62;Lovelace&#60;/b&#62;"), "{}", reset.html);
     // What is stored is the SHA-256 of the token's bytes, nothing else.
     if backend == Backend::Postgres {
         let standard_b64 = token[6..].replace('-', "+").replace('_', "/") + "=";
         let matching =
             format!("SELECT count(*) FROM email_tokens WHERE hash = sha256(decode('{standard_b64}', 'base64'))");
         assert_eq!(app.sql(&matching), "1");
-        assert_eq!(app.sql("SELECT count(*) FROM email_tokens"), "1");
+        assert_eq!(app.sql("SELECT count(*) FROM email_tokens WHERE purpose = 'verify_email'"), "1");
         wait_until_sent(&app).await;
     }
 }
@@ -125,9 +133,10 @@ async fn answers_reveal_nothing_about_which_addresses_have_accounts() {
     assert!(mails[1].text.contains("already has an account"), "{}", mails[1].text);
     assert!(mails[1].text.contains("log in with your password"), "{}", mails[1].text);
     mails[1].link("http://app.test/forgot-password");
-    // The attempt changed nothing: the old password still works.
+    // The attempt changed nothing: the old password still works, and the
+    // one tried is answered as a new unverified account would answer it.
     assert_eq!(app.login(&owner, PASSWORD).await.status(), 200);
-    assert_eq!(app.login(&owner, "Other7Tortoise").await.status(), 401);
+    assert_problem(app.login(&owner, "Other7Tortoise").await, 403, "email_not_verified").await;
 
     // The new address signed up (and was mailed a link); the resend and
     // forgot requests for addresses without an account sent nothing.
@@ -152,7 +161,11 @@ async fn a_sign_up_attempt_on_an_unverified_account_points_its_owner_to_a_reset(
     assert_eq!(notice.subject, "Someone tried to sign up with your email address");
     assert!(notice.text.contains("never verified"), "{}", notice.text);
     notice.link("http://app.test/forgot-password");
-    assert_problem(app.login(&email, "Squatter1Password").await, 401, "invalid_credentials").await;
+    // Both passwords get the answer a new, unverified account gets: neither
+    // tells whether the address was taken.
+    assert_problem(app.login(&email, "Squatter1Password").await, 403, "email_not_verified").await;
+    assert_problem(app.login(&email, PASSWORD).await, 403, "email_not_verified").await;
+    assert_problem(app.login(&email, "Neither1Password").await, 401, "invalid_credentials").await;
 }
 
 #[tokio::test]
@@ -167,7 +180,8 @@ async fn a_newer_verification_link_supersedes_the_older_one() {
     assert_ne!(first, second);
 
     assert_problem(app.post("/v1/auth/verify-email", json!({ "token": first })).await, 400, "token_superseded").await;
-    assert_eq!(app.post("/v1/auth/verify-email", json!({ "token": second })).await.status(), 200);
+    let verified = app.post("/v1/auth/verify-email", json!({ "token": second, "password": PASSWORD })).await;
+    assert_eq!(verified.status(), 200);
     // Verified: asking again sends nothing more.
     assert_eq!(app.post("/v1/auth/verify-email/resend", json!({ "email": email })).await.status(), 202);
     assert_eq!(app.post("/v1/auth/password/forgot", json!({ "email": email })).await.status(), 202);
@@ -191,7 +205,8 @@ async fn malformed_and_misdirected_tokens_are_invalid() {
     assert_problem(resp, 400, "token_invalid").await;
     assert_problem(app.post("/v1/auth/password/forgot", json!({ "email": "nope" })).await, 422, "invalid_email").await;
     // The real token still works after all that.
-    assert_eq!(app.post("/v1/auth/verify-email", json!({ "token": verify_token })).await.status(), 200);
+    let verified = app.post("/v1/auth/verify-email", json!({ "token": verify_token, "password": PASSWORD })).await;
+    assert_eq!(verified.status(), 200);
 }
 
 async fn the_password_reset_journey(backend: Backend) {
@@ -349,7 +364,8 @@ async fn mail_survives_an_smtp_outage_and_a_crash() {
     let smtp = SmtpServer::start_on(port).await;
     let _second = app.spawn_second().await;
     let token = smtp.nth(&email, 1).await.token(VERIFY);
-    assert_eq!(_second.post("/v1/auth/verify-email", json!({ "token": token })).await.status(), 200);
+    let verified = _second.post("/v1/auth/verify-email", json!({ "token": token, "password": PASSWORD })).await;
+    assert_eq!(verified.status(), 200);
 }
 
 #[tokio::test]
@@ -409,6 +425,6 @@ async fn without_smtp_mail_is_written_to_files_and_the_link_logged() {
     assert!(raw.contains("multipart/alternative"), "{raw}");
     assert!(raw.contains(&format!("To: {email}")), "{raw}");
     // The logged link is the real one.
-    assert_eq!(app.post("/v1/auth/verify-email", json!({ "token": token })).await.status(), 200);
+    assert_eq!(app.post("/v1/auth/verify-email", json!({ "token": token, "password": PASSWORD })).await.status(), 200);
     assert_eq!(app.login(&email, PASSWORD).await.status(), 200);
 }

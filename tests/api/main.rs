@@ -7,6 +7,7 @@ mod tools;
 
 mod abuse;
 mod account;
+mod attacks;
 mod bad_input;
 mod browser;
 mod browser_mode;

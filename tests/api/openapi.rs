@@ -43,3 +43,31 @@ async fn the_server_publishes_the_same_document_and_swagger_ui() {
         }
     }
 }
+
+#[test]
+fn the_document_states_the_rules_the_server_enforces() {
+    let spec: serde_json::Value = serde_json::from_str(&latchkey::api::spec_json()).unwrap();
+    // Every operation with a body documents the answer to a body that is not JSON.
+    let mut with_body = 0;
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            if operation.get("requestBody").is_some() {
+                with_body += 1;
+                assert!(operation["responses"].get("415").is_some(), "{method} {path} does not document 415");
+            }
+        }
+    }
+    assert!(with_body >= 11, "{with_body} operations with a body");
+    let schemas = &spec["components"]["schemas"];
+    let field = |schema: &str, name: &str| schemas[schema]["properties"][name].clone();
+    let signup_email = field("SignupRequest", "email");
+    assert_eq!((signup_email["format"].as_str(), signup_email["maxLength"].as_u64()), (Some("email"), Some(254)));
+    let password = field("SignupRequest", "password");
+    assert_eq!((password["minLength"].as_u64(), password["maxLength"].as_u64()), (Some(8), Some(128)));
+    assert_eq!(field("SignupRequest", "name")["maxLength"], 100);
+    assert_eq!(field("ProfileRequest", "learning_goals")["maxLength"], 2000);
+    assert_eq!(field("ResetPasswordRequest", "new_password")["minLength"], 8);
+    assert_eq!(field("RefreshRequest", "refresh_token")["pattern"], "^lk_rt_[A-Za-z0-9_-]{43}$");
+    // A password being checked has no rule that would tell what is stored.
+    assert!(field("LoginRequest", "password").get("minLength").is_none());
+}

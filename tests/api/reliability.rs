@@ -120,10 +120,14 @@ async fn sigterm_drains_in_flight_requests_then_exits_cleanly() {
     // unanswered. (Hashing runs at idle priority: on a machine busy with
     // other work the queue drains slowly, so the batch stays well inside the
     // 10 s drain window.)
+    // Eight accounts: concurrent password checks of one account all count
+    // toward its failed-login limit (5) before any of them is answered.
     let mut app = spawn_with(Options::default().env("LATCHKEY_HASH_CONCURRENCY", 1)).await;
-    let email = "drain@example.com";
-    app.signup(email, crate::helpers::PASSWORD).await;
-    let logins: Vec<_> = (0..8).map(|_| app.login(email, crate::helpers::PASSWORD)).collect();
+    let emails: Vec<String> = (0..8).map(|i| format!("drain-{i}@example.com")).collect();
+    for email in &emails {
+        app.signup(email, crate::helpers::PASSWORD).await;
+    }
+    let logins: Vec<_> = emails.iter().map(|email| app.login(email, crate::helpers::PASSWORD)).collect();
     let pid = app.pid().to_string();
     let (results, _) = tokio::join!(futures::future::join_all(logins), async {
         tokio::time::sleep(Duration::from_millis(60)).await;

@@ -31,7 +31,10 @@ await run(async (browser) => {
   const link = mail.text_links.find((l) => l.startsWith(`${BASE}/demo/verify-email?token=`));
   assert(link, `no demo verification link in ${JSON.stringify(mail.text_links)}`);
   await page.goto(link);
-  await status(page, 'verified');
+  await status(page, 'Enter your password');
+  await page.fill('#verify-password', PASSWORD);
+  await page.click('#verify-form button[type=submit]');
+  await status(page, 'verified. You can log in now');
 
   step('log in');
   await page.fill('#login-email', email);

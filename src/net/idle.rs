@@ -1,9 +1,8 @@
-//! Connection-level protection: a connection that makes no progress for the
-//! idle timeout — no byte read, none written — fails with `TimedOut`, which
-//! makes hyper drop it. That covers keep-alive connections left open, and a
-//! client that sends half a request and then stalls (slowloris), which
-//! poem's own idle timeout does not end: it asks hyper for a graceful
-//! shutdown, and hyper waits for the half-read request forever.
+//! A connection that makes no progress for the idle timeout — no byte read,
+//! none written — fails with `TimedOut`, which makes hyper drop it: a client
+//! that stops reading its answer, or stops sending a body, mid-way. (A
+//! client that keeps sending a byte now and then is ended by the head and
+//! body deadlines instead, `net::serve` and `api::limit_body`.)
 
 use std::{
     io,
@@ -12,39 +11,10 @@ use std::{
     time::Duration,
 };
 
-use poem::{
-    listener::Acceptor,
-    web::{LocalAddr, RemoteAddr},
-};
 use tokio::{
     io::{AsyncRead, AsyncWrite, ReadBuf},
     time::{Instant, Sleep},
 };
-
-/// Wraps every accepted connection in an [`IdleIo`].
-pub struct IdleTimeoutAcceptor<A> {
-    inner: A,
-    timeout: Duration,
-}
-
-impl<A> IdleTimeoutAcceptor<A> {
-    pub fn new(inner: A, timeout: Duration) -> Self {
-        Self { inner, timeout }
-    }
-}
-
-impl<A: Acceptor> Acceptor for IdleTimeoutAcceptor<A> {
-    type Io = IdleIo<A::Io>;
-
-    fn local_addr(&self) -> Vec<LocalAddr> {
-        self.inner.local_addr()
-    }
-
-    async fn accept(&mut self) -> io::Result<(Self::Io, LocalAddr, RemoteAddr, poem::http::uri::Scheme)> {
-        let (io, local, remote, scheme) = self.inner.accept().await?;
-        Ok((IdleIo::new(io, self.timeout), local, remote, scheme))
-    }
-}
 
 /// An IO stream whose reads and writes fail once it has made no progress
 /// for `timeout`.
@@ -58,7 +28,7 @@ pub struct IdleIo<T> {
 }
 
 impl<T> IdleIo<T> {
-    fn new(inner: T, timeout: Duration) -> Self {
+    pub fn new(inner: T, timeout: Duration) -> Self {
         Self { inner, timeout, deadline: Box::pin(tokio::time::sleep(timeout)), last_progress: Instant::now() }
     }
 

@@ -1,0 +1,76 @@
+//! Every check of an account's password, whatever endpoint makes it (login,
+//! password change, account deletion, email verification), goes through
+//! `check`: the attempt is counted against the account's failed-login limit
+//! *before* the password is hashed, in the statement that reads the count,
+//! so neither a burst nor a second endpoint gets more guesses than the limit.
+
+use chrono::Utc;
+use sea_orm::ConnectionTrait;
+use uuid::Uuid;
+
+use super::password::Match;
+use crate::{
+    AppState,
+    limits::{Limited, Rule},
+    secret::Password,
+    store::signup_attempts,
+};
+
+/// What a password check can end in besides an answer.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    #[error("rate limited")]
+    RateLimited(Limited),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl From<sea_orm::DbErr> for CheckError {
+    fn from(e: sea_orm::DbErr) -> Self {
+        Self::Internal(e.into())
+    }
+}
+
+/// Counts a password check of the account at `email_key`, then checks
+/// `password` against its own hash (`owner`) and the passwords tried at
+/// sign-ups of the address (`attempts`).
+pub async fn check(
+    state: &AppState,
+    email_key: &str,
+    password: &Password,
+    owner: Option<String>,
+    attempts: Vec<String>,
+) -> Result<Match, CheckError> {
+    let rule = Rule::LoginFailuresPerAccount;
+    state.limits.hit(&state.db, rule, email_key, Utc::now()).await?.map_err(CheckError::RateLimited)?;
+    Ok(state.hasher.verify_account(password, owner, attempts).await?)
+}
+
+/// Checks the account's own password only (change, deletion, verification).
+pub async fn check_owner(
+    state: &AppState,
+    email_key: &str,
+    password: &Password,
+    owner: Option<String>,
+) -> Result<bool, CheckError> {
+    Ok(check(state, email_key, password, owner, Vec::new()).await? == Match::Owner)
+}
+
+/// The owner proved their password and the operation went ahead: their
+/// failures are forgotten.
+pub async fn succeeded(state: &AppState, email_key: &str) -> anyhow::Result<()> {
+    Ok(state.limits.clear(&state.db, Rule::LoginFailuresPerAccount, email_key).await?)
+}
+
+/// Hashes a new password for the account `user_id`. Once passwords have been
+/// tried at sign-ups of its address, every hash of the account keeps their
+/// salt, so a login stays one argon2 computation (see `check`).
+pub async fn hash_new(
+    state: &AppState,
+    db: &impl ConnectionTrait,
+    user_id: Uuid,
+    password: &Password,
+) -> anyhow::Result<String> {
+    let like = signup_attempts::first(db, user_id).await?;
+    state.hasher.hash(password, like).await
+}
