@@ -224,8 +224,20 @@ async fn bench(args: Args) -> anyhow::Result<()> {
     }
 
     let timing = if args.runs("enumeration") {
+        let rounds = if args.smoke { 20 } else { 500 };
         // Unknown address vs wrong password, alternating, one at a time.
-        Some(login_timing(addr, &users[0], if args.smoke { 20 } else { 500 }).await?)
+        let logins = login_timing(addr, &users[0], rounds).await?;
+        // Sign up, then log in with the password just chosen, on a taken and
+        // on a free address: needs email verification on, so a server of its own.
+        let mut env = env.clone();
+        let enum_db = format!("sqlite://{}/enumeration.db?mode=rwc", tmp.path().display());
+        env.retain(|(k, _)| !matches!(*k, "LATCHKEY_DATABASE_URL" | "LATCHKEY_REQUIRE_EMAIL_VERIFICATION"));
+        env.push(("LATCHKEY_DATABASE_URL", enum_db));
+        env.push(("LATCHKEY_REQUIRE_EMAIL_VERIFICATION", "true".into()));
+        let verifying = procs::start(&exe, &["__latchkey", "serve"], &env, tmp.path()).await?;
+        let signups = signup_login_timing(verifying.addr, rounds / 2).await;
+        verifying.stop().await;
+        Some([logins, signups?])
     } else {
         None
     };
@@ -235,7 +247,7 @@ async fn bench(args: Args) -> anyhow::Result<()> {
     drop(db);
 
     report.print();
-    if let Some(timing) = timing {
+    for timing in timing.iter().flatten() {
         timing.print();
     }
     if args.smoke {
@@ -244,31 +256,32 @@ async fn bench(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Login latencies for unknown addresses and for wrong passwords.
-struct LoginTiming {
-    unknown: Vec<Duration>,
-    wrong: Vec<Duration>,
+/// Latencies of two kinds of request that must not be told apart.
+struct Timing {
+    title: &'static str,
+    kinds: [(&'static str, Vec<Duration>); 2],
 }
 
-impl LoginTiming {
+impl Timing {
     fn print(&self) {
-        fn line(name: &str, samples: &[Duration]) {
-            let mut sorted = samples.to_vec();
+        println!("\n{}, {} attempts each, alternating, one at a time:", self.title, self.kinds[0].1.len());
+        for (name, samples) in &self.kinds {
+            let mut sorted = samples.clone();
             sorted.sort();
             let at = |q: f64| sorted[((sorted.len() - 1) as f64 * q).round() as usize].as_secs_f64() * 1000.0;
             println!("  {name:<16} median {:6.2} ms   p10 {:6.2} ms   p90 {:6.2} ms", at(0.5), at(0.1), at(0.9));
         }
-        println!("\nlogin timing, {} attempts each, alternating, one at a time (401 every time):", self.unknown.len());
-        line("unknown address", &self.unknown);
-        line("wrong password", &self.wrong);
     }
 }
 
-async fn login_timing(addr: SocketAddr, known: &str, attempts: usize) -> anyhow::Result<LoginTiming> {
-    let mut timing = LoginTiming { unknown: Vec::new(), wrong: Vec::new() };
+async fn login_timing(addr: SocketAddr, known: &str, attempts: usize) -> anyhow::Result<Timing> {
+    let mut timing = Timing {
+        title: "login timing (401 every time)",
+        kinds: [("unknown address", vec![]), ("wrong password", vec![])],
+    };
+    let [(_, unknown), (_, wrong)] = &mut timing.kinds;
     for i in 0..attempts {
-        for (email, samples) in
-            [(format!("nobody-{i}@bench.invalid"), &mut timing.unknown), (known.to_string(), &mut timing.wrong)]
+        for (email, samples) in [(format!("nobody-{i}@bench.invalid"), &mut *unknown), (known.to_string(), &mut *wrong)]
         {
             let body = format!(r#"{{"email":"{email}","password":"Wrong7Tortoise"}}"#);
             let started = std::time::Instant::now();
@@ -282,6 +295,29 @@ async fn login_timing(addr: SocketAddr, known: &str, attempts: usize) -> anyhow:
     Ok(timing)
 }
 
+/// Signs up an address and logs in with the password just chosen: on one
+/// that another sign-up took first, and on a free one (403 every time).
+async fn signup_login_timing(addr: SocketAddr, rounds: usize) -> anyhow::Result<Timing> {
+    let title = "sign-up, then login with the password it chose (403 email_not_verified every time)";
+    let mut timing = Timing { title, kinds: [("taken address", vec![]), ("free address", vec![])] };
+    let [(_, taken), (_, free)] = &mut timing.kinds;
+    for i in 0..rounds {
+        let owner = format!("owner-{i}@bench.invalid");
+        signup_with(addr, &owner, PASSWORD).await?;
+        for (email, samples) in [(owner, &mut *taken), (format!("free-{i}@bench.invalid"), &mut *free)] {
+            signup_with(addr, &email, "Attacker1Choice").await?;
+            let body = format!(r#"{{"email":"{email}","password":"Attacker1Choice"}}"#);
+            let started = std::time::Instant::now();
+            let resp = once(addr, request("POST", "/v1/auth/login", Some(body), &[])).await?;
+            samples.push(started.elapsed());
+            if resp.status() != StatusCode::FORBIDDEN {
+                bail!("sign-up then login: expected 403, got {}", resp.status());
+            }
+        }
+    }
+    Ok(timing)
+}
+
 async fn measure(addr: SocketAddr, pid: u32, clients: Vec<Box<dyn Client>>, duration: Duration) -> (Stats, Cpu) {
     let meter = CpuMeter::start(pid);
     let stats = load::run(addr, clients, duration).await;
@@ -289,7 +325,11 @@ async fn measure(addr: SocketAddr, pid: u32, clients: Vec<Box<dyn Client>>, dura
 }
 
 async fn signup(addr: SocketAddr, email: &str) -> anyhow::Result<()> {
-    let body = format!(r#"{{"email":"{email}","password":"{PASSWORD}"}}"#);
+    signup_with(addr, email, PASSWORD).await
+}
+
+async fn signup_with(addr: SocketAddr, email: &str, password: &str) -> anyhow::Result<()> {
+    let body = format!(r#"{{"email":"{email}","password":"{password}"}}"#);
     let resp = once(addr, request("POST", "/v1/auth/signup", Some(body), &[])).await?;
     if resp.status() != StatusCode::ACCEPTED {
         bail!("signup answered {}: {}", resp.status(), String::from_utf8_lossy(resp.body()));
