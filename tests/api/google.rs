@@ -281,6 +281,22 @@ async fn redirect_to_must_be_an_allowed_app_url() {
 }
 
 #[tokio::test]
+async fn a_sign_in_under_way_stores_nothing_that_could_finish_it() {
+    let provider = Provider::start().await;
+    let app = spawn_with(provider.configure(Options::default())).await;
+    let to = found(&app.google_authorize("http://app.test/").await);
+    let (state, nonce) = (param(&to, "state").unwrap(), param(&to, "nonce").unwrap());
+    // One row: the state's hash and where to go back to. No nonce, no PKCE verifier, no state.
+    let columns = app.sql(
+        "SELECT string_agg(column_name, ',' ORDER BY column_name) FROM information_schema.columns \
+         WHERE table_name = 'oauth_states'",
+    );
+    assert_eq!(columns, "app_code_challenge,created_at,expires_at,hash,provider,redirect_to");
+    let row = app.sql("SELECT encode(hash, 'hex') || ' ' || redirect_to FROM oauth_states");
+    assert!(!row.contains(&state) && !row.contains(&nonce), "{row}");
+}
+
+#[tokio::test]
 async fn without_a_client_the_endpoints_say_not_configured() {
     let app = spawn_app().await;
     assert_problem(app.google_authorize(APP).await, 404, "provider_not_configured").await;
