@@ -82,6 +82,16 @@ async fn a_login_burst_over_two_instances_cannot_beat_the_per_account_limit() {
     guesses_in_a_burst_get_five_checks(&[&a, &b]).await;
 }
 
+/// A server with verification on and mail to a real SMTP server; links point to `http://app.test`.
+async fn with_mail(options: Options) -> (TestApp, crate::smtp::SmtpServer) {
+    let smtp = crate::smtp::SmtpServer::start().await;
+    let options = options
+        .env("LATCHKEY_REQUIRE_EMAIL_VERIFICATION", "true")
+        .env("LATCHKEY_SMTP_URL", smtp.url())
+        .env("LATCHKEY_APP_URL", "http://app.test");
+    (spawn_with(options).await, smtp)
+}
+
 /// A signed-in user's bearer token and the endpoints that check its password.
 struct Victim {
     email: String,
@@ -139,14 +149,7 @@ async fn a_stolen_access_token_is_not_a_password_oracle() {
 
 #[tokio::test]
 async fn every_endpoint_that_checks_a_password_draws_on_one_budget() {
-    let smtp = crate::smtp::SmtpServer::start().await;
-    let app = spawn_with(
-        Options::default()
-            .env("LATCHKEY_REQUIRE_EMAIL_VERIFICATION", "true")
-            .env("LATCHKEY_SMTP_URL", smtp.url())
-            .env("LATCHKEY_APP_URL", "http://app.test"),
-    )
-    .await;
+    let (app, smtp) = with_mail(Options::default()).await;
     let email = address();
     assert_eq!(app.signup(&email, PASSWORD).await.status(), 202);
     let token = smtp.nth(&email, 1).await.token("http://app.test/verify-email?token=");
@@ -482,14 +485,7 @@ async fn the_owner_changing_their_password_does_not_tell_either() {
 
 #[tokio::test]
 async fn a_squatters_password_and_text_never_reach_the_owner() {
-    let smtp = crate::smtp::SmtpServer::start().await;
-    let app = spawn_with(
-        Options::default()
-            .env("LATCHKEY_REQUIRE_EMAIL_VERIFICATION", "true")
-            .env("LATCHKEY_SMTP_URL", smtp.url())
-            .env("LATCHKEY_APP_URL", "http://app.test"),
-    )
-    .await;
+    let (app, smtp) = with_mail(Options::default()).await;
     let owner = address();
     let lure = "your account is locked: go to https://evil.example/unlock now";
     let signup =
@@ -526,14 +522,7 @@ async fn a_squatters_password_and_text_never_reach_the_owner() {
 
 #[tokio::test]
 async fn whoever_signed_up_keeps_their_password_by_confirming_it() {
-    let smtp = crate::smtp::SmtpServer::start().await;
-    let app = spawn_with(
-        Options::default()
-            .env("LATCHKEY_REQUIRE_EMAIL_VERIFICATION", "true")
-            .env("LATCHKEY_SMTP_URL", smtp.url())
-            .env("LATCHKEY_APP_URL", "http://app.test"),
-    )
-    .await;
+    let (app, smtp) = with_mail(Options::default()).await;
     let email = address();
     assert_eq!(app.signup(&email, PASSWORD).await.status(), 202);
     let token = smtp.nth(&email, 1).await.token("http://app.test/verify-email?token=");
@@ -590,17 +579,10 @@ async fn look_alike_addresses_do_not_reach_an_account() {
 
 #[tokio::test]
 async fn sign_up_notices_to_one_address_are_capped_whatever_the_source() {
-    let smtp = crate::smtp::SmtpServer::start().await;
-    let app = spawn_with(
-        from_many_ips()
-            .env("LATCHKEY_REQUIRE_EMAIL_VERIFICATION", "true")
-            .env("LATCHKEY_SMTP_URL", smtp.url())
-            .env("LATCHKEY_RATE_LIMIT_SIGNUP_PER_ADDRESS", 3),
-    )
-    .await;
+    let (app, smtp) = with_mail(from_many_ips().env("LATCHKEY_RATE_LIMIT_SIGNUP_PER_ADDRESS", 3)).await;
     let (taken, free) = (address(), address());
     assert_eq!(app.signup(&taken, PASSWORD).await.status(), 202);
-    let token = smtp.nth(&taken, 1).await.token("http://latchkey.test/demo/verify-email?token=");
+    let token = smtp.nth(&taken, 1).await.token("http://app.test/verify-email?token=");
     let verified = app.post("/v1/auth/verify-email", json!({ "token": token, "password": PASSWORD })).await;
     assert_eq!(verified.status(), 200);
     // The owner's own sign-up was the first of three.
