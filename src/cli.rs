@@ -60,8 +60,8 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => startup::serve(config).await,
         Command::Migrate => {
-            store::connect(&config).await?;
-            println!("migrations applied to {}", config.redacted_database_url());
+            store::connect(&config.server).await?;
+            println!("migrations applied to {}", config.server.redacted_database_url());
             Ok(())
         }
         Command::Openapi => {
@@ -74,7 +74,7 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
 }
 
 async fn mail(action: MailAction, config: &Config) -> anyhow::Result<()> {
-    let db = store::connect(config).await?;
+    let db = store::connect(&config.server).await?;
     match action {
         MailAction::Status => {
             let counts = store::outbox::counts(&db).await?;
@@ -100,24 +100,24 @@ async fn mail(action: MailAction, config: &Config) -> anyhow::Result<()> {
 
 fn keys(action: KeysAction, config: &Config) -> anyhow::Result<()> {
     provider::install();
-    let dir = KeyDir::new(&config.keys_dir);
+    let dir = KeyDir::new(&config.tokens.keys_dir);
     match action {
         KeysAction::Generate => {
-            if dir.ensure(config.signing_alg)? {
-                println!("generated a {} key ring in {}", config.signing_alg, dir.path().display());
+            if dir.ensure(config.tokens.signing_alg)? {
+                println!("generated a {} key ring in {}", config.tokens.signing_alg, dir.path().display());
             } else {
                 anyhow::bail!("{} already holds a key ring; use `latchkey keys rotate`", dir.path().display());
             }
         }
         KeysAction::Rotate => {
-            dir.rotate(config.signing_alg)?;
-            println!("rotated; running servers pick the new ring up within {} ms", config.keys_reload_ms);
+            dir.rotate(config.tokens.signing_alg)?;
+            println!("rotated; running servers pick the new ring up within {} ms", config.tokens.keys_reload_ms);
             print_ring(&dir)?;
         }
         KeysAction::List => print_ring(&dir)?,
         KeysAction::Prune => {
             // A retired key is kept until the last token it signed has expired.
-            let keep_for = config.access_token_ttl_secs + config.clock_leeway_secs;
+            let keep_for = config.tokens.access_token_ttl_secs + config.tokens.clock_leeway_secs;
             let pruned = dir.prune(chrono::Duration::seconds(keep_for as i64))?;
             println!(
                 "pruned {} key(s){}",
@@ -167,7 +167,7 @@ where
         }
     };
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(&config.log))
+        .with_env_filter(tracing_subscriber::EnvFilter::new(&config.server.log))
         .with_ansi(std::io::stdout().is_terminal())
         .init();
     let runtime = match tokio::runtime::Runtime::new() {
@@ -179,6 +179,11 @@ where
     };
     match runtime.block_on(run(cli, config)) {
         Ok(()) => ExitCode::SUCCESS,
+        // A value that parsed but could not be built (an SMTP URL, the redirect allow-list).
+        Err(e) if e.downcast_ref::<crate::config::ConfigError>().is_some() => {
+            eprintln!("{e}");
+            ExitCode::from(2)
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE

@@ -1,10 +1,11 @@
-//! RFC 9457 problem+json: the one shape every failure takes.
-//!
-//! `ApiError` is what handlers return; `render_poem_error` turns everything
-//! else (routing, body parsing, size limits, authentication) into the same shape.
+//! RFC 9457 problem+json: the one shape every failure takes. This module
+//! knows the shape and nothing of the domain; which domain error is which
+//! status and code is decided in one place, `api::problems`.
+//! `render_poem_error` turns what poem itself refuses (routing, body
+//! parsing, size limits) into the same shape.
 
 use poem::{Response, http::StatusCode};
-use poem_openapi::{ApiResponse, Object, payload::Json};
+use poem_openapi::Object;
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
@@ -58,124 +59,9 @@ impl Problem {
     }
 }
 
-/// The error responses of the API. Each operation's description lists the codes it returns.
-#[derive(Debug, ApiResponse)]
-pub enum ApiError {
-    /// The request is malformed: unparseable JSON, a missing field or a wrong type (`malformed_request`), or a token that is invalid or used up.
-    #[oai(status = 400, content_type = "application/problem+json")]
-    BadRequest(Json<Problem>),
-    /// Credentials or token missing or invalid (`invalid_credentials`, `invalid_token`, `invalid_refresh_token`, `refresh_token_reused`).
-    #[oai(status = 401, content_type = "application/problem+json")]
-    Unauthorized(Json<Problem>, #[oai(header = "WWW-Authenticate")] String),
-    /// Authenticated, but not allowed (`email_not_verified`, `invalid_current_password`, `reauthentication_required`).
-    #[oai(status = 403, content_type = "application/problem+json")]
-    Forbidden(Json<Problem>),
-    /// No such resource of the caller's (`profile_not_found`, `session_not_found`).
-    #[oai(status = 404, content_type = "application/problem+json")]
-    NotFound(Json<Problem>),
-    /// The body took too long to arrive (`request_timeout`).
-    #[oai(status = 408, content_type = "application/problem+json")]
-    RequestTimeout(Json<Problem>),
-    /// The request body is larger than the configured cap (`payload_too_large`).
-    #[oai(status = 413, content_type = "application/problem+json")]
-    PayloadTooLarge(Json<Problem>),
-    /// The body is not `application/json` (`unsupported_media_type`).
-    #[oai(status = 415, content_type = "application/problem+json")]
-    UnsupportedMediaType(Json<Problem>),
-    /// Too many requests (`rate_limited`): wait `Retry-After` seconds.
-    #[oai(status = 429, content_type = "application/problem+json")]
-    TooManyRequests(
-        Json<Problem>,
-        /// Seconds until the window resets.
-        #[oai(header = "Retry-After")]
-        String,
-        /// Requests allowed per window.
-        #[oai(header = "RateLimit-Limit")]
-        String,
-        /// Requests left in this window (0).
-        #[oai(header = "RateLimit-Remaining")]
-        String,
-        /// Seconds until the window resets.
-        #[oai(header = "RateLimit-Reset")]
-        String,
-    ),
-    /// A field failed validation (`invalid_email`, `invalid_password`, `invalid_name`, `invalid_profile`); `errors` names each rule broken.
-    #[oai(status = 422, content_type = "application/problem+json")]
-    Unprocessable(Json<Problem>),
-    /// Something failed on our side (`internal_error`); the cause is logged, never returned.
-    #[oai(status = 500, content_type = "application/problem+json")]
-    Internal(Json<Problem>),
-    /// A dependency, such as the database, is unavailable (`service_unavailable`).
-    #[oai(status = 503, content_type = "application/problem+json")]
-    Unavailable(Json<Problem>),
-}
-
-impl ApiError {
-    pub fn bad_request(code: &str, detail: impl Into<String>) -> Self {
-        Self::BadRequest(Json(Problem::new(StatusCode::BAD_REQUEST, code, detail)))
-    }
-
-    /// A 401 with the RFC 6750 challenge.
-    pub fn unauthorized(code: &str, detail: impl Into<String>) -> Self {
-        let challenge = if code == "invalid_token" { r#"Bearer error="invalid_token""# } else { "Bearer" };
-        Self::Unauthorized(Json(Problem::new(StatusCode::UNAUTHORIZED, code, detail)), challenge.into())
-    }
-
-    pub fn forbidden(code: &str, detail: impl Into<String>) -> Self {
-        Self::Forbidden(Json(Problem::new(StatusCode::FORBIDDEN, code, detail)))
-    }
-
-    /// A 429 with `Retry-After` and the `RateLimit-*` headers.
-    pub fn rate_limited(limited: crate::limits::Limited) -> Self {
-        let secs = limited.retry_after.as_secs().to_string();
-        Self::TooManyRequests(
-            Json(Problem::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
-                format!("Too many attempts; try again in {secs} seconds."),
-            )),
-            secs.clone(),
-            limited.limit.to_string(),
-            "0".into(),
-            secs,
-        )
-    }
-
-    pub fn not_found(code: &str, detail: impl Into<String>) -> Self {
-        Self::NotFound(Json(Problem::new(StatusCode::NOT_FOUND, code, detail)))
-    }
-
-    pub fn unprocessable(code: &str, detail: impl Into<String>, errors: Vec<FieldError>) -> Self {
-        Self::Unprocessable(Json(Problem::new(StatusCode::UNPROCESSABLE_ENTITY, code, detail).with_errors(errors)))
-    }
-
-    /// A dependency (the database) cannot be reached; the client may retry.
-    pub fn unavailable() -> Self {
-        Self::Unavailable(Json(Problem::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "service_unavailable",
-            "The service is temporarily unavailable; try again shortly.",
-        )))
-    }
-
-    /// Logs the whole cause chain once and returns a body that says nothing about it.
-    pub fn internal(err: anyhow::Error) -> Self {
-        if is_connection_error(&err) {
-            tracing::error!(error = format!("{err:#}"), "database unavailable");
-            return Self::unavailable();
-        }
-        tracing::error!(error = format!("{err:#}"), "internal error");
-        Self::Internal(Json(Problem::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal_error",
-            "An unexpected error occurred.",
-        )))
-    }
-}
-
 /// Whether the cause is the database being unreachable (rather than a bug):
 /// those failures are a 503 the client may retry, and recover by themselves.
-fn is_connection_error(err: &anyhow::Error) -> bool {
+pub fn is_connection_error(err: &anyhow::Error) -> bool {
     use sea_orm::{DbErr, RuntimeErr};
     err.chain().any(|cause| match cause.downcast_ref::<DbErr>() {
         Some(DbErr::ConnectionAcquire(_) | DbErr::Conn(_)) => true,
@@ -206,6 +92,12 @@ fn without_input(message: &str) -> String {
     kept.chars().take(200).collect()
 }
 
+/// A problem+json response, for middleware that answers before any handler.
+pub fn problem_response(status: StatusCode, code: &str, detail: &str) -> Response {
+    let body = serde_json::to_vec(&Problem::new(status, code, detail)).unwrap_or_default();
+    Response::builder().status(status).content_type(PROBLEM_JSON).body(body)
+}
+
 /// The catch-all: any error that is not already a problem response becomes one.
 pub async fn render_poem_error(err: poem::Error) -> Response {
     if err.is_from_response() {
@@ -226,8 +118,7 @@ pub async fn render_poem_error(err: poem::Error) -> Response {
             ("internal_error", "An unexpected error occurred.".into())
         }
     };
-    let body = serde_json::to_vec(&Problem::new(status, code, detail)).unwrap_or_default();
-    let mut resp = Response::builder().status(status).content_type(PROBLEM_JSON).body(body);
+    let mut resp = problem_response(status, code, &detail);
     if status == StatusCode::UNAUTHORIZED {
         resp.headers_mut()
             .insert("www-authenticate", poem::http::HeaderValue::from_static(r#"Bearer error="invalid_token""#));

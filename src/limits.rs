@@ -14,7 +14,8 @@ use chrono::{DateTime, Utc};
 use ring::hmac;
 use sea_orm::{ConnectionTrait, DbErr};
 
-use crate::{Config, store::rate_limits};
+pub use crate::fault::Limited;
+use crate::{config, fault::Fault, store::rate_limits};
 
 /// What is limited, per what.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,7 +69,7 @@ pub struct LimitSettings {
 }
 
 impl LimitSettings {
-    pub fn from_config(c: &Config) -> Self {
+    pub fn from_config(c: &config::Limits) -> Self {
         let quota = |limit, window_secs| Quota { limit, window_secs };
         Self {
             enabled: c.rate_limit_enabled,
@@ -92,13 +93,6 @@ impl LimitSettings {
             Rule::MailPerIp => self.mail_per_ip,
         }
     }
-}
-
-/// Over the limit: how many were allowed, and when to come back.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limited {
-    pub limit: u32,
-    pub retry_after: Duration,
 }
 
 /// The rules, and the key their subjects are hashed with.
@@ -129,21 +123,21 @@ impl Limiter {
     }
 
     /// Counts one attempt of `subject` under `rule`, in the statement that
-    /// reads the count; `Err(Limited)` when this attempt is over the limit
-    /// (and must not be served).
+    /// reads the count; `Fault::RateLimited` when this attempt is over the
+    /// limit (and must not be served).
     pub async fn hit(
         &self,
         db: &impl ConnectionTrait,
         rule: Rule,
         subject: &str,
         now: DateTime<Utc>,
-    ) -> Result<Result<(), Limited>, DbErr> {
+    ) -> Result<(), Fault> {
         if !self.settings.enabled {
-            return Ok(Ok(()));
+            return Ok(());
         }
         let quota = self.settings.quota(rule);
         let w = rate_limits::hit(db, &self.key(rule, subject), now, window(quota.window_secs)).await?;
-        Ok(if w.count > quota.limit { Err(limited(quota, w.started, now)) } else { Ok(()) })
+        if w.count > quota.limit { Err(Fault::RateLimited(limited(quota, w.started, now))) } else { Ok(()) }
     }
 
     /// Forgets `subject`'s count under `rule`.
@@ -160,15 +154,15 @@ impl Limiter {
         db: &impl ConnectionTrait,
         token_hash: &[u8],
         now: DateTime<Utc>,
-    ) -> Result<Result<(), Limited>, DbErr> {
+    ) -> Result<(), Fault> {
         if !self.settings.enabled {
-            return Ok(Ok(()));
+            return Ok(());
         }
         let quota = self.settings.refresh_per_session;
-        Ok(match rate_limits::hit_refresh(db, token_hash, now, window(quota.window_secs)).await? {
-            Some((_, w)) if w.count > quota.limit => Err(limited(quota, w.started, now)),
+        match rate_limits::hit_refresh(db, token_hash, now, window(quota.window_secs)).await? {
+            Some((_, w)) if w.count > quota.limit => Err(Fault::RateLimited(limited(quota, w.started, now))),
             _ => Ok(()),
-        })
+        }
     }
 }
 
@@ -178,7 +172,7 @@ mod tests {
 
     #[test]
     fn subjects_are_keyed_not_plainly_hashed() {
-        let settings = LimitSettings::from_config(&Config::default());
+        let settings = LimitSettings::from_config(&config::Limits::default());
         let a = Limiter::new(settings.clone(), hmac::Key::new(hmac::HMAC_SHA256, b"one"));
         let b = Limiter::new(settings, hmac::Key::new(hmac::HMAC_SHA256, b"two"));
         let key = a.key(Rule::LoginPerIp, "127.0.0.1");

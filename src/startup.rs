@@ -1,17 +1,19 @@
 //! Building the state and serving it.
 
-use std::{sync::Arc, time::Duration};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use arc_swap::ArcSwap;
 
 use crate::{
     AppState, Config, api,
-    auth::PasswordHasher,
     browser::Browser,
+    clock::{Clock, SystemClock},
+    config::{ConfigError, Google, Server, invalid},
     limits::{LimitSettings, Limiter},
     mail, net,
-    oauth::provider::OidcProvider,
+    oidc::{OidcProvider, redirect::AllowList},
+    password::PasswordHasher,
     state::State,
     store,
     token::{
@@ -24,59 +26,86 @@ use crate::{
     },
 };
 
+/// What is built from the configuration (rather than just parsed) before
+/// anything starts; a value that cannot be built stops start-up like a
+/// value that cannot be parsed, with one line naming the variable.
+struct Built {
+    mailer: Arc<dyn mail::Mailer>,
+    mail_line: String,
+    redirects: AllowList,
+}
+
+fn build(config: &Config) -> Result<Built, ConfigError> {
+    let (mailer, mail_line) =
+        mail::from_config(&config.mail).map_err(|e| invalid("LATCHKEY_SMTP_URL", format!("{e:#}")))?;
+    Ok(Built { mailer, mail_line, redirects: allow_list(&config.server, &config.google)? })
+}
+
+/// Where a sign-in may return to: the app URL and `LATCHKEY_REDIRECT_ALLOW_LIST`
+/// (and, while the app URL is the default demo, the demo under each of
+/// latchkey's own origins: `localhost` as well as `127.0.0.1`).
+fn allow_list(server: &Server, google: &Google) -> Result<AllowList, ConfigError> {
+    let mut extra = google.redirect_allow_list.clone();
+    if server.app_url.is_none() {
+        for origin in server.own_origins() {
+            extra.push_str(&format!(",{origin}/demo"));
+        }
+    }
+    AllowList::new(&server.app_url(), &extra).map_err(|e| invalid("LATCHKEY_REDIRECT_ALLOW_LIST", e))
+}
+
 /// Loads (or, when the folder holds none, generates) the key ring, connects
 /// to the database and migrates it.
-pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
+async fn build_state(config: Config, redirects: AllowList, clock: Arc<dyn Clock>) -> anyhow::Result<AppState> {
     provider::install();
-    let dir = KeyDir::new(&config.keys_dir);
-    if dir.ensure(config.signing_alg)? {
+    let dir = KeyDir::new(&config.tokens.keys_dir);
+    if dir.ensure(config.tokens.signing_alg)? {
         tracing::warn!(
             "keys: generated a new {} dev key ring in {}/ (private keys mode 0600, git-ignored)",
-            config.signing_alg,
-            config.keys_dir.display()
+            config.tokens.signing_alg,
+            config.tokens.keys_dir.display()
         );
     }
     let ring = KeyRing::load(&dir).context("loading the key ring")?;
     tracing::info!(
         "keys: {} keys in {}/, signing with {} kid={}",
         ring.keys().len(),
-        config.keys_dir.display(),
+        config.tokens.keys_dir.display(),
         format!("{:?}", ring.active().alg),
         ring.active().kid
     );
     let secret = dir.refresh_secret()?;
-    let db = store::connect(&config).await?;
+    let db = store::connect(&config.server).await?;
+    let issuer = config.server.issuer();
     let tokens = TokenSettings {
-        issuer: config.issuer(),
-        audience: config.audience.clone(),
-        client_id: config.client_id.clone(),
-        ttl_secs: config.access_token_ttl_secs as i64,
-        leeway_secs: config.clock_leeway_secs,
+        issuer: issuer.clone(),
+        audience: config.tokens.audience.clone(),
+        client_id: config.tokens.client_id.clone(),
+        ttl_secs: config.tokens.access_token_ttl_secs as i64,
+        leeway_secs: config.tokens.clock_leeway_secs,
     };
-    let hash_concurrency =
-        config.hash_concurrency.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
-    let trusted_proxies = config.trusted_proxies().map_err(anyhow::Error::msg)?;
-    let redirects = config.redirect_allow_list().map_err(anyhow::Error::msg)?;
-    let google = OidcProvider::google(&config)?;
+    let hash_concurrency = config
+        .server
+        .hash_concurrency
+        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    let trusted_proxies = config.limits.trusted_proxies().map_err(anyhow::Error::msg)?;
+    let google = OidcProvider::google(&config.google, &issuer)?;
     let refresh_secret = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &secret);
-    let browser = Browser::new(&config, &refresh_secret).map_err(anyhow::Error::msg)?;
+    let browser = Browser::new(&config.cookies, &config.server, &refresh_secret);
     let limits = Limiter::new(
-        LimitSettings::from_config(&config),
+        LimitSettings::from_config(&config.limits),
         crate::secret::derive_key(&refresh_secret, "latchkey rate-limit subjects v1"),
     );
     let sign_in_key = crate::secret::derive_key(&refresh_secret, "latchkey sign-in values v1");
-    if !config.cookie_secure {
+    if !config.cookies.cookie_secure {
         tracing::warn!(
             "LATCHKEY_COOKIE_SECURE=false: session cookies go without Secure and without the __Host- prefix, \
              so a sibling subdomain could plant its own; use this only for http:// development on one host"
         );
     }
     if google.is_some() {
-        tracing::info!(
-            "sign in with Google: issuer {}, callback {}",
-            config.google_issuer,
-            config.google_redirect_uri()
-        );
+        let callback = config.google.redirect_uri(&issuer);
+        tracing::info!("sign in with Google: issuer {}, callback {callback}", config.google.google_issuer);
     }
     Ok(AppState::new(State {
         config,
@@ -93,36 +122,74 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         google,
         browser: Arc::new(browser),
         redirects,
+        clock,
     }))
 }
 
 /// Serves until SIGINT or SIGTERM, then drains in-flight requests.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let running = start(config, Arc::new(SystemClock)).await?;
+    shutdown_signal().await;
+    running.stop().await
+}
+
+/// A server started by `start`, serving until `stop`.
+pub struct Running {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    stop: tokio::sync::oneshot::Sender<()>,
+    serving: tokio::task::JoinHandle<std::io::Result<()>>,
+    background: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Running {
+    /// Stops accepting, drains in-flight requests (10 s at most) and ends
+    /// the background tasks.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(());
+        let served = self.serving.await;
+        for task in &self.background {
+            task.abort();
+        }
+        served??;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// Builds everything from `config`, with time from `clock`, starts the
+/// background tasks (key-ring reload, cleanup, mail) and the listener. The
+/// binary runs it with the system clock; tests that need time to pass run it
+/// in their own process with a clock they move.
+pub async fn start(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Running> {
     tracing::info!("latchkey {} starting", env!("CARGO_PKG_VERSION"));
-    match store::sqlite_path(config.database_url.expose()) {
+    match store::sqlite_path(config.server.database_url.expose()) {
         Some(path) => tracing::info!(
             "database: SQLite file {} (set LATCHKEY_DATABASE_URL=postgres://… for Postgres)",
             path.display()
         ),
-        None => tracing::info!("database: {}", config.redacted_database_url()),
+        None => tracing::info!("database: {}", config.server.redacted_database_url()),
     }
-    let (mailer, mail_line) = mail::from_config(&config)?;
+    let Built { mailer, mail_line, redirects } = build(&config)?;
     tracing::info!("{mail_line}");
-    if !config.rate_limit_enabled {
+    if !config.limits.rate_limit_enabled {
         tracing::warn!(
             "!!! RATE LIMITS ARE OFF (LATCHKEY_RATE_LIMIT_ENABLED=false): only for load tests and benchmarks !!!"
         );
     }
-    if !config.require_email_verification {
+    if !config.server.require_email_verification {
         tracing::warn!("email verification is OFF (LATCHKEY_REQUIRE_EMAIL_VERIFICATION=false)");
     }
-    let reload_every = Duration::from_millis(config.keys_reload_ms);
-    let keys_dir = KeyDir::new(&config.keys_dir);
-    let bind = config.bind;
-    let state = build_state(config).await?;
-    keyring::spawn_reloader(state.keys.clone(), keys_dir, reload_every);
-    store::cleanup::spawn(state.db.clone(), Duration::from_secs(state.config.cleanup_interval_secs));
-    mail::worker::spawn(state.clone(), mailer);
+    let reload_every = Duration::from_millis(config.tokens.keys_reload_ms);
+    let keys_dir = KeyDir::new(&config.tokens.keys_dir);
+    let bind = config.server.bind;
+    let state = build_state(config, redirects, clock).await?;
+    let cleanup_every = Duration::from_secs(state.config.server.cleanup_interval_secs);
+    let background = vec![
+        keyring::spawn_reloader(state.keys.clone(), keys_dir, reload_every),
+        store::cleanup::spawn(state.db.clone(), state.clock.clone(), cleanup_every),
+        mail::worker::spawn(state.clone(), mailer),
+    ];
 
     let listener = tokio::net::TcpListener::bind(bind).await.with_context(|| format!("binding {bind}"))?;
     let addr = listener.local_addr().unwrap_or(bind);
@@ -136,9 +203,15 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         limits.idle_timeout.as_secs()
     );
     tracing::info!("listening on http://{addr} (Swagger UI at http://{addr}/docs)");
-    net::serve(listener, api::app(state), limits, shutdown_signal()).await?;
-    tracing::info!("stopped");
-    Ok(())
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let app = api::app(state);
+    let serving = tokio::spawn(async move {
+        net::serve(listener, app, limits, async {
+            let _ = stopped.await;
+        })
+        .await
+    });
+    Ok(Running { addr, stop, serving, background })
 }
 
 /// File descriptors kept for everything but client connections: the
@@ -146,19 +219,19 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
 const RESERVED_DESCRIPTORS: usize = 64;
 
 fn listener_limits(config: &Config, trusted_proxies: Vec<ipnet::IpNet>) -> net::Limits {
-    let reserve = RESERVED_DESCRIPTORS + config.db_max_connections as usize;
-    let max_connections = net::fit_to_file_limit(config.max_connections, reserve);
-    if max_connections < config.max_connections {
+    let reserve = RESERVED_DESCRIPTORS + config.server.db_max_connections as usize;
+    let max_connections = net::fit_to_file_limit(config.limits.max_connections, reserve);
+    if max_connections < config.limits.max_connections {
         tracing::warn!(
             "LATCHKEY_MAX_CONNECTIONS={} lowered to {max_connections}: the open-file limit leaves room for no more",
-            config.max_connections
+            config.limits.max_connections
         );
     }
     net::Limits {
-        header_timeout: Duration::from_secs(config.header_timeout_secs),
-        idle_timeout: Duration::from_secs(config.idle_timeout_secs),
+        header_timeout: Duration::from_secs(config.limits.header_timeout_secs),
+        idle_timeout: Duration::from_secs(config.limits.idle_timeout_secs),
         max_connections,
-        max_connections_per_ip: config.max_connections_per_ip,
+        max_connections_per_ip: config.limits.max_connections_per_ip,
         trusted_proxies,
         drain: Duration::from_secs(10),
     }

@@ -5,8 +5,8 @@ use sea_orm::DatabaseConnection;
 use tokio::sync::Notify;
 
 use crate::{
-    auth::PasswordHasher,
     config::Config,
+    password::PasswordHasher,
     token::{KeyRingHandle, access::TokenSettings, verified::VerifiedTokens},
 };
 
@@ -34,11 +34,13 @@ pub struct State {
     /// Proxies whose forwarding headers name the client.
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Sign in with Google (or the configured OpenID provider), when configured.
-    pub google: Option<crate::oauth::provider::OidcProvider>,
+    pub google: Option<crate::oidc::OidcProvider>,
     /// Cookie mode, CSRF and CORS settings.
     pub browser: Arc<crate::browser::Browser>,
     /// Where a provider sign-in may send the browser back to.
-    pub redirects: crate::oauth::redirect::AllowList,
+    pub redirects: crate::oidc::redirect::AllowList,
+    /// What time it is: the system's, or a test's.
+    pub clock: Arc<dyn crate::clock::Clock>,
 }
 
 impl AppState {

@@ -414,7 +414,7 @@ fn argon2_ceiling(duration: Duration) -> f64 {
         .map(|_| {
             let done = done.clone();
             std::thread::spawn(move || {
-                let hasher = latchkey::auth::password::argon2();
+                let hasher = latchkey::password::argon2();
                 while start.elapsed() < duration {
                     let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
                     hasher.hash_password(PASSWORD.as_bytes(), &salt).expect("hash");

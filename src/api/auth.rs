@@ -2,7 +2,7 @@ use poem::Request;
 use poem_openapi::{ApiResponse, OpenApi, payload::Json};
 
 use super::{
-    ApiTags, BearerAuth, OptionalBearer, client_info, flow_error,
+    ApiError, ApiTags, BearerAuth, OptionalBearer, client_info,
     types::{
         Acknowledgement, ChangePasswordRequest, CsrfResponse, EmailRequest, EmailVerified, LoginRequest,
         RefreshRequest, ResetPasswordRequest, RevokeRequest, SignupRequest, TokenDelivery, TokenResponse,
@@ -12,17 +12,16 @@ use super::{
 use crate::{
     AppState,
     auth::{
-        login::{self, LoginError},
-        recovery,
-        signup::{self, SignupError, SignupInput},
+        login, recovery,
+        signup::{self, SignupInput},
         verification,
     },
     browser::cookies,
-    error::ApiError,
     secret::Password,
     session::{self, RefreshError},
 };
 
+#[derive(Default)]
 pub struct AuthApi;
 
 #[derive(ApiResponse)]
@@ -110,10 +109,6 @@ fn clear_session_cookies(state: &AppState, req: &Request) {
     }
 }
 
-fn no_refresh_token() -> ApiError {
-    ApiError::unauthorized("invalid_refresh_token", "No refresh token: send it in the body, or the refresh cookie.")
-}
-
 #[derive(ApiResponse)]
 pub enum NoContent {
     /// Done.
@@ -154,21 +149,12 @@ impl AuthApi {
             password: Password::new(body.password),
             name: body.name.map(Into::into),
         };
-        match signup::signup(&state, input, &client_info(req)).await {
-            Ok(()) => {
-                let message = if state.config.require_email_verification {
-                    "Check your email to finish signing up."
-                } else {
-                    "Sign-up received; you can log in once your account is ready."
-                };
-                Ok(AcceptedResponse::new(message))
-            }
-            Err(SignupError::Invalid { code, errors }) => {
-                Err(ApiError::unprocessable(code, "The request has invalid fields.", errors))
-            }
-            Err(SignupError::RateLimited(limited)) => Err(ApiError::rate_limited(limited)),
-            Err(SignupError::Internal(e)) => Err(ApiError::internal(e)),
-        }
+        signup::signup(&state, input, &client_info(req)).await?;
+        Ok(AcceptedResponse::new(if state.config.server.require_email_verification {
+            "Check your email to finish signing up."
+        } else {
+            "Sign-up received; you can log in once your account is ready."
+        }))
     }
 
     /// Verify an email address
@@ -194,9 +180,7 @@ impl AuthApi {
     ) -> Result<VerifiedResponse, ApiError> {
         let Json(body) = body;
         let password = body.password.map(Password::new);
-        let verified = verification::verify_email(&state, &body.token, password.as_ref(), &client_info(req))
-            .await
-            .map_err(flow_error)?;
+        let verified = verification::verify_email(&state, &body.token, password.as_ref(), &client_info(req)).await?;
         let message = if verified.password_removed {
             "Your email address is verified. The password chosen at sign-up was not confirmed, so it was removed: \
              choose one with the link we just mailed you."
@@ -221,7 +205,7 @@ impl AuthApi {
         req: &Request,
         body: Json<EmailRequest>,
     ) -> Result<AcceptedResponse, ApiError> {
-        verification::resend(&state, &body.0.email, &client_info(req)).await.map_err(flow_error)?;
+        verification::resend(&state, &body.0.email, &client_info(req)).await?;
         Ok(AcceptedResponse::new("If this address has an account waiting for verification, a new link is on its way."))
     }
 
@@ -236,7 +220,7 @@ impl AuthApi {
         req: &Request,
         body: Json<EmailRequest>,
     ) -> Result<AcceptedResponse, ApiError> {
-        recovery::forgot(&state, &body.0.email, &client_info(req)).await.map_err(flow_error)?;
+        recovery::forgot(&state, &body.0.email, &client_info(req)).await?;
         Ok(AcceptedResponse::new("If this address has an account, a link to reset its password is on its way."))
     }
 
@@ -254,7 +238,7 @@ impl AuthApi {
     ) -> Result<DoneResponse, ApiError> {
         let Json(body) = body;
         let password = Password::new(body.new_password);
-        recovery::reset(&state, &body.token, &password, client_info(req)).await.map_err(flow_error)?;
+        recovery::reset(&state, &body.token, &password, client_info(req)).await?;
         Ok(DoneResponse::new("Your password was reset and every session signed out. Log in with the new password."))
     }
 
@@ -273,7 +257,7 @@ impl AuthApi {
     ) -> Result<DoneResponse, ApiError> {
         let Json(body) = body;
         let (current, new) = (Password::new(body.current_password), Password::new(body.new_password));
-        recovery::change(&state, &auth.0, &current, &new, client_info(req)).await.map_err(flow_error)?;
+        recovery::change(&state, &auth.0, &current, &new, client_info(req)).await?;
         Ok(DoneResponse::new("Your password was changed and your other sessions signed out."))
     }
 
@@ -294,17 +278,8 @@ impl AuthApi {
             state.browser.check_origin_if_sent(req)?;
         }
         let password = Password::new(body.0.password);
-        match login::login(&state, &body.0.email, &password, client_info(req)).await {
-            Ok(tokens) => Ok(TokenIssued::new(deliver(&state, req, tokens, mode))),
-            Err(LoginError::InvalidCredentials) => {
-                Err(ApiError::unauthorized("invalid_credentials", "The email or password is incorrect."))
-            }
-            Err(LoginError::EmailNotVerified) => {
-                Err(ApiError::forbidden("email_not_verified", "Verify your email address before logging in."))
-            }
-            Err(LoginError::RateLimited(limited)) => Err(ApiError::rate_limited(limited)),
-            Err(LoginError::Internal(e)) => Err(ApiError::internal(e)),
-        }
+        let tokens = login::login(&state, &body.0.email, &password, client_info(req)).await?;
+        Ok(TokenIssued::new(deliver(&state, req, tokens, mode)))
     }
 
     /// Exchange a refresh token for new tokens
@@ -330,7 +305,7 @@ impl AuthApi {
         let (presented, mode) = match body.0.refresh_token {
             Some(token) => (token.into(), TokenDelivery::Body),
             None => {
-                let token = cookies::get(req, state.browser.refresh_cookie()).ok_or_else(no_refresh_token)?;
+                let token = cookies::get(req, state.browser.refresh_cookie()).ok_or_else(ApiError::no_refresh_token)?;
                 state.browser.check_cookie_request(req, token)?;
                 (token.to_string(), TokenDelivery::Cookie)
             }
@@ -339,19 +314,7 @@ impl AuthApi {
         if mode == TokenDelivery::Cookie && matches!(refreshed, Err(RefreshError::Invalid | RefreshError::Reused)) {
             clear_session_cookies(&state, req);
         }
-        match refreshed {
-            Ok(tokens) => Ok(TokenIssued::new(deliver(&state, req, tokens, mode))),
-            Err(RefreshError::Invalid) => Err(ApiError::unauthorized(
-                "invalid_refresh_token",
-                "The refresh token is unknown, expired or revoked.",
-            )),
-            Err(RefreshError::Reused) => Err(ApiError::unauthorized(
-                "refresh_token_reused",
-                "This refresh token was already used; the session has been revoked.",
-            )),
-            Err(RefreshError::RateLimited(limited)) => Err(ApiError::rate_limited(limited)),
-            Err(RefreshError::Internal(e)) => Err(ApiError::internal(e)),
-        }
+        Ok(TokenIssued::new(deliver(&state, req, refreshed?, mode)))
     }
 
     /// Log out
@@ -364,20 +327,16 @@ impl AuthApi {
     #[oai(path = "/logout", method = "post", operation_id = "logout")]
     async fn logout(&self, state: Data<'_>, req: &Request, auth: OptionalBearer) -> Result<NoContent, ApiError> {
         match auth {
-            OptionalBearer::Bearer(BearerAuth(claims)) => {
-                session::logout(&state, &claims, client_info(req)).await.map_err(ApiError::internal)?;
-            }
+            OptionalBearer::Bearer(BearerAuth(user)) => session::logout(&state, &user, client_info(req)).await?,
             OptionalBearer::Anonymous => {
                 // No valid bearer token (none, or one that expired while the
                 // page slept): the refresh cookie names the session.
                 let Some(token) = cookies::get(req, state.browser.refresh_cookie()) else {
-                    return Err(ApiError::unauthorized("invalid_token", "The access token is invalid or expired."));
+                    return Err(ApiError::invalid_token());
                 };
                 state.browser.check_cookie_request(req, token)?;
                 let kind = crate::store::events::kind::LOGOUT;
-                session::end_by_refresh_token(&state, token, kind, client_info(req))
-                    .await
-                    .map_err(ApiError::internal)?;
+                session::end_by_refresh_token(&state, token, kind, client_info(req)).await?;
             }
         }
         clear_session_cookies(&state, req);
@@ -393,7 +352,7 @@ impl AuthApi {
     /// `invalid_refresh_token` (no refresh cookie); 403 `invalid_origin`.
     #[oai(path = "/csrf", method = "get", operation_id = "csrfToken")]
     async fn csrf(&self, state: Data<'_>, req: &Request) -> Result<CsrfIssued, ApiError> {
-        let token = cookies::get(req, state.browser.refresh_cookie()).ok_or_else(no_refresh_token)?;
+        let token = cookies::get(req, state.browser.refresh_cookie()).ok_or_else(ApiError::no_refresh_token)?;
         state.browser.check_origin_if_sent(req)?;
         let body = CsrfResponse { csrf_token: state.browser.csrf_token(token) };
         Ok(CsrfIssued::Ok(Json(body), "no-store".into()))
@@ -405,7 +364,7 @@ impl AuthApi {
     /// whether or not the token was known.
     #[oai(path = "/revoke", method = "post", operation_id = "revoke")]
     async fn revoke(&self, state: Data<'_>, req: &Request, body: Json<RevokeRequest>) -> Result<Revoked, ApiError> {
-        session::revoke(&state, &body.0.token, client_info(req)).await.map_err(ApiError::internal)?;
+        session::revoke(&state, &body.0.token, client_info(req)).await?;
         Ok(Revoked::Ok)
     }
 }

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use poem::{Request, http::HeaderMap};
 
-use crate::{AppState, session::ClientInfo};
+use crate::{AppState, client::ClientInfo};
 
 pub fn client_info(req: &Request) -> ClientInfo {
     let peer = req.remote_addr().as_socket_addr().map(|a| a.ip());

@@ -11,6 +11,7 @@ use poem_openapi::{
 use super::ApiTags;
 use crate::{AppState, token::jwks::JwkSet};
 
+#[derive(Default)]
 pub struct DiscoveryApi;
 
 /// The JWKS, served as bytes serialised once per key-ring version.

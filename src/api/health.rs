@@ -1,8 +1,10 @@
 use poem_openapi::{ApiResponse, Object, OpenApi, payload::Json};
 
+use super::ApiError;
 use super::ApiTags;
-use crate::{AppState, error::ApiError, store};
+use crate::{AppState, store};
 
+#[derive(Default)]
 pub struct HealthApi;
 
 /// A probe result.

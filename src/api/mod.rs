@@ -8,6 +8,7 @@ mod discovery;
 mod fields;
 mod health;
 mod oauth;
+mod problems;
 mod security;
 mod sessions;
 mod types;
@@ -16,14 +17,10 @@ mod users;
 use poem::{Endpoint, EndpointExt, IntoEndpoint, Route};
 use poem_openapi::{OpenApiService, Tags};
 
-use crate::{
-    AppState,
-    auth::flow::FlowError,
-    error::{ApiError, render_poem_error},
-    store::email_tokens::Unusable,
-};
+use crate::{AppState, error::render_poem_error};
 
 pub use client::client_info;
+pub use problems::ApiError;
 pub use security::{BearerAuth, OptionalBearer};
 
 #[derive(Tags)]
@@ -40,6 +37,7 @@ pub enum ApiTags {
     Health,
 }
 
+/// Every group of operations, in the document's order.
 type Apis = (
     auth::AuthApi,
     oauth::OAuthApi,
@@ -51,19 +49,7 @@ type Apis = (
 
 /// The OpenAPI service. Needs no database: the spec can be generated anywhere.
 pub fn service() -> OpenApiService<Apis, ()> {
-    OpenApiService::new(
-        (
-            auth::AuthApi,
-            oauth::OAuthApi,
-            users::UsersApi,
-            sessions::SessionsApi,
-            discovery::DiscoveryApi,
-            health::HealthApi,
-        ),
-        "latchkey",
-        env!("CARGO_PKG_VERSION"),
-    )
-    .description(
+    OpenApiService::new(Apis::default(), "latchkey", env!("CARGO_PKG_VERSION")).description(
         "Authentication token service: email + password accounts, 15-minute signed access \
          JWTs (verify them offline with the keys at `/.well-known/jwks.json`), and rotating \
          7-day refresh tokens. Every error is RFC 9457 problem+json with a stable `code`.",
@@ -78,7 +64,7 @@ pub fn spec_json() -> String {
 /// The whole application: API, Swagger UI, spec, middleware.
 pub fn app(state: AppState) -> impl Endpoint + 'static {
     let api = service();
-    let max_body = state.config.max_body_bytes;
+    let max_body = state.config.limits.max_body_bytes;
     let browser = state.browser.clone();
     let jwks_state = state.clone();
     Route::new()
@@ -240,31 +226,4 @@ async fn refuse(body: poem::Body, drain: bool) -> poem::Error {
                 .await;
     }
     poem::Error::from_status(poem::http::StatusCode::PAYLOAD_TOO_LARGE)
-}
-
-/// The problem each failure of a mailed-link or password flow is answered with.
-pub(crate) fn flow_error(e: FlowError) -> ApiError {
-    match e {
-        FlowError::Token(Unusable::Unknown) => {
-            ApiError::bad_request("token_invalid", "This link is not valid. Ask for a new one.")
-        }
-        FlowError::Token(Unusable::Expired) => {
-            ApiError::bad_request("token_expired", "This link has expired. Ask for a new one.")
-        }
-        FlowError::Token(Unusable::Used) => ApiError::bad_request("token_used", "This link was already used."),
-        FlowError::Token(Unusable::Superseded) => {
-            ApiError::bad_request("token_superseded", "A newer link was sent since this one; use the latest.")
-        }
-        FlowError::Invalid { code, errors } => ApiError::unprocessable(code, "The request has invalid fields.", errors),
-        FlowError::WrongPassword => {
-            ApiError::forbidden("invalid_current_password", "The current password is incorrect.")
-        }
-        FlowError::ReauthenticationRequired => ApiError::forbidden(
-            "reauthentication_required",
-            "This account has no password: log in again, then retry within five minutes.",
-        ),
-        FlowError::RateLimited(limited) => ApiError::rate_limited(limited),
-        FlowError::SessionEnded => ApiError::unauthorized("invalid_token", "The session of this token has ended."),
-        FlowError::Internal(e) => ApiError::internal(e),
-    }
 }

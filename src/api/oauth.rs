@@ -2,16 +2,16 @@ use poem::Request;
 use poem_openapi::{ApiResponse, OpenApi, param::Query, payload::Json};
 
 use super::{
-    ApiTags, client_info,
+    ApiError, ApiTags, client_info,
     types::{OAuthExchangeRequest, OAuthTokenResponse, TokenDelivery},
 };
 use crate::{
     AppState,
     browser::cookies,
-    error::ApiError,
-    oauth::{self, Callback, SignInError},
+    oauth::{self, Callback},
 };
 
+#[derive(Default)]
 pub struct OAuthApi;
 
 type Data<'a> = poem::web::Data<&'a AppState>;
@@ -40,32 +40,6 @@ pub enum ExchangeResponse {
     /// New tokens, and whether this sign-in created the account. Responses carry `Cache-Control: no-store`.
     #[oai(status = 200)]
     Ok(Json<OAuthTokenResponse>, #[oai(header = "Cache-Control")] String),
-}
-
-fn sign_in_error(e: SignInError) -> ApiError {
-    match e {
-        SignInError::NotConfigured => ApiError::not_found(
-            "provider_not_configured",
-            "Sign in with Google is not configured (LATCHKEY_GOOGLE_CLIENT_ID and LATCHKEY_GOOGLE_CLIENT_SECRET).",
-        ),
-        SignInError::InvalidChallenge => ApiError::bad_request(
-            "invalid_code_challenge",
-            "code_challenge must be a PKCE S256 challenge (43 base64url characters), code_challenge_method S256.",
-        ),
-        SignInError::InvalidRedirect => ApiError::bad_request(
-            "invalid_redirect",
-            "redirect_to must be under LATCHKEY_APP_URL or an entry of LATCHKEY_REDIRECT_ALLOW_LIST.",
-        ),
-        SignInError::NoRedirect(failure) => ApiError::bad_request(
-            failure.code(),
-            "This sign-in is unknown, expired or already finished. Start again from the app.",
-        ),
-        SignInError::InvalidCode => {
-            ApiError::bad_request("invalid_code", "The login code is unknown, expired or already used.")
-        }
-        SignInError::RateLimited(limited) => ApiError::rate_limited(limited),
-        SignInError::Internal(e) => ApiError::internal(e),
-    }
 }
 
 #[OpenApi(prefix_path = "/v1/auth/oauth", tag = "ApiTags::Auth")]
@@ -97,13 +71,13 @@ impl OAuthApi {
         /// `S256` (the only method; the default when `code_challenge` is sent).
         code_challenge_method: Query<Option<String>>,
     ) -> Result<Redirect, ApiError> {
-        let redirect_to = redirect_to.0.unwrap_or_else(|| state.config.app_url());
+        let redirect_to = redirect_to.0.unwrap_or_else(|| state.config.server.app_url());
         let request = oauth::Begin {
             redirect_to: &redirect_to,
             code_challenge: code_challenge.0.as_deref(),
             code_challenge_method: code_challenge_method.0.as_deref(),
         };
-        let started = oauth::begin(&state, request, &client_info(req)).await.map_err(sign_in_error)?;
+        let started = oauth::begin(&state, request, &client_info(req)).await?;
         if let Some(bound) = &started.state {
             cookies::set(req, state.browser.sign_in_cookie_line(bound));
         }
@@ -141,7 +115,7 @@ impl OAuthApi {
             cookies::set(req, state.browser.sign_in_cookie_cleared());
         }
         let query = Callback { state: state_param.0, code: code.0, error: error.0, iss: iss.0, bound_state };
-        let url = oauth::callback(&state, query, &client_info(req)).await.map_err(sign_in_error)?;
+        let url = oauth::callback(&state, query, &client_info(req)).await?;
         Ok(Redirect::to(url))
     }
 
@@ -167,8 +141,7 @@ impl OAuthApi {
             state.browser.check_origin_if_sent(req)?;
         }
         let verifier = body.0.code_verifier.as_deref();
-        let signed_in =
-            oauth::exchange(&state, &body.0.code, verifier, client_info(req)).await.map_err(sign_in_error)?;
+        let signed_in = oauth::exchange(&state, &body.0.code, verifier, client_info(req)).await?;
         let tokens = super::auth::deliver(&state, req, signed_in.tokens, mode);
         let response = OAuthTokenResponse { is_new_user: signed_in.is_new_user, tokens };
         Ok(ExchangeResponse::Ok(Json(response), "no-store".into()))

@@ -3,11 +3,12 @@ use poem_openapi::{ApiResponse, OpenApi, param::Path, payload::Json};
 use uuid::Uuid;
 
 use super::{
-    ApiTags, BearerAuth, client_info, flow_error,
+    ApiError, ApiTags, BearerAuth, client_info,
     types::{RevokedSessions, SessionList},
 };
-use crate::{AppState, error::ApiError, session::manage};
+use crate::{AppState, session::manage};
 
+#[derive(Default)]
 pub struct SessionsApi;
 
 #[derive(ApiResponse)]
@@ -42,7 +43,7 @@ impl SessionsApi {
     /// this request. Errors: 401 `invalid_token`.
     #[oai(path = "/", method = "get", operation_id = "listSessions")]
     async fn list(&self, state: Data<'_>, auth: BearerAuth) -> Result<SessionsResponse, ApiError> {
-        let sessions = manage::list(&state, &auth.0).await.map_err(flow_error)?;
+        let sessions = manage::list(&state, &auth.0).await?;
         Ok(SessionsResponse::Ok(Json(SessionList { sessions: sessions.into_iter().map(Into::into).collect() })))
     }
 
@@ -61,7 +62,7 @@ impl SessionsApi {
         /// The session id (from `GET /v1/sessions`).
         id: Path<Uuid>,
     ) -> Result<SessionRevoked, ApiError> {
-        if manage::revoke(&state, &auth.0, id.0, &client_info(req)).await.map_err(flow_error)? {
+        if manage::revoke(&state, &auth.0, id.0, &client_info(req)).await? {
             Ok(SessionRevoked::NoContent)
         } else {
             Err(ApiError::not_found("session_not_found", "You have no live session with this id."))
@@ -74,7 +75,7 @@ impl SessionsApi {
     /// Errors: 401 `invalid_token`.
     #[oai(path = "/revoke-others", method = "post", operation_id = "revokeOtherSessions")]
     async fn revoke_others(&self, state: Data<'_>, req: &Request, auth: BearerAuth) -> Result<OthersRevoked, ApiError> {
-        let revoked = manage::revoke_others(&state, &auth.0, &client_info(req)).await.map_err(flow_error)?;
+        let revoked = manage::revoke_others(&state, &auth.0, &client_info(req)).await?;
         Ok(OthersRevoked::Ok(Json(RevokedSessions { revoked })))
     }
 }

@@ -9,9 +9,11 @@ pub use super::fields::{
     VerifyToken,
 };
 use crate::{
-    auth::{account, profile},
-    session::{IssuedTokens, manage::SessionSummary},
-    store::{events::Event, profiles},
+    auth::{
+        account::{EventPage, SecurityEvent as Event},
+        profile::{self, Experience},
+    },
+    session::{IssuedTokens, live::Account, manage::SessionSummary},
 };
 
 /// A new account.
@@ -221,8 +223,8 @@ pub struct User {
     pub created_at: DateTime<Utc>,
 }
 
-impl From<account::Account> for User {
-    fn from(a: account::Account) -> Self {
+impl From<Account> for User {
+    fn from(a: Account) -> Self {
         Self { id: a.id, email: a.email, email_verified: a.email_verified, name: a.name, created_at: a.created_at }
     }
 }
@@ -271,38 +273,6 @@ pub struct RevokedSessions {
     pub revoked: u64,
 }
 
-/// Experience with a subject.
-#[derive(Debug, Clone, Copy, Enum)]
-#[oai(rename_all = "lowercase")]
-pub enum Experience {
-    None,
-    Beginner,
-    Intermediate,
-    Advanced,
-}
-
-impl From<Experience> for profile::Experience {
-    fn from(e: Experience) -> Self {
-        match e {
-            Experience::None => Self::None,
-            Experience::Beginner => Self::Beginner,
-            Experience::Intermediate => Self::Intermediate,
-            Experience::Advanced => Self::Advanced,
-        }
-    }
-}
-
-impl Experience {
-    fn from_stored(value: &str) -> Self {
-        match profile::Experience::parse(value) {
-            Some(profile::Experience::Beginner) => Self::Beginner,
-            Some(profile::Experience::Intermediate) => Self::Intermediate,
-            Some(profile::Experience::Advanced) => Self::Advanced,
-            Some(profile::Experience::None) | None => Self::None,
-        }
-    }
-}
-
 /// The onboarding profile to save (every field, each time).
 #[derive(Debug, Object)]
 pub struct ProfileRequest {
@@ -325,11 +295,11 @@ pub struct Profile {
     pub updated_at: DateTime<Utc>,
 }
 
-impl From<profiles::Profile> for Profile {
-    fn from(p: profiles::Profile) -> Self {
+impl From<profile::Profile> for Profile {
+    fn from(p: profile::Profile) -> Self {
         Self {
-            robotics_experience: Experience::from_stored(&p.robotics_experience),
-            ai_ml_experience: Experience::from_stored(&p.ai_ml_experience),
+            robotics_experience: p.robotics_experience,
+            ai_ml_experience: p.ai_ml_experience,
             learning_goals: p.learning_goals,
             created_at: p.created_at,
             updated_at: p.updated_at,
@@ -383,4 +353,10 @@ pub struct SecurityEventPage {
     /// Pass as `before` to get the next (older) page; absent on the last page.
     #[oai(skip_serializing_if_is_none)]
     pub next_before: Option<Uuid>,
+}
+
+impl From<EventPage> for SecurityEventPage {
+    fn from(page: EventPage) -> Self {
+        Self { events: page.events.into_iter().map(Into::into).collect(), next_before: page.next_before }
+    }
 }

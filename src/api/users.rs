@@ -3,7 +3,7 @@ use poem_openapi::{ApiResponse, OpenApi, param::Query, payload::Json};
 use uuid::Uuid;
 
 use super::{
-    ApiTags, BearerAuth, client_info, flow_error,
+    ApiError, ApiTags, BearerAuth, client_info,
     types::{DeleteAccountRequest, Profile, ProfileRequest, SecurityEventPage, User},
 };
 use crate::{
@@ -12,11 +12,10 @@ use crate::{
         account,
         profile::{self, ProfileInput},
     },
-    error::ApiError,
     secret::Password,
-    store::events,
 };
 
+#[derive(Default)]
 pub struct UsersApi;
 
 #[derive(ApiResponse)]
@@ -58,12 +57,8 @@ impl UsersApi {
     /// Requires a bearer access token whose session is still live.
     /// Errors: 401 `invalid_token`.
     #[oai(path = "/me", method = "get", operation_id = "getCurrentUser")]
-    async fn me(&self, state: Data<'_>, auth: BearerAuth) -> Result<MeResponse, ApiError> {
-        match account::current(&state, &auth.0).await {
-            Ok(Some(user)) => Ok(MeResponse::Ok(Json(user.into()))),
-            Ok(None) => Err(ApiError::unauthorized("invalid_token", "The session of this token has ended.")),
-            Err(e) => Err(ApiError::internal(e)),
-        }
+    async fn me(&self, auth: BearerAuth) -> Result<MeResponse, ApiError> {
+        Ok(MeResponse::Ok(Json(auth.0.into_account().into())))
     }
 
     /// My onboarding profile
@@ -71,7 +66,7 @@ impl UsersApi {
     /// Errors: 401 `invalid_token`; 404 `profile_not_found` until it is first saved.
     #[oai(path = "/me/profile", method = "get", operation_id = "getProfile")]
     async fn get_profile(&self, state: Data<'_>, auth: BearerAuth) -> Result<ProfileResponse, ApiError> {
-        match profile::get(&state, &auth.0).await.map_err(flow_error)? {
+        match profile::get(&state, &auth.0).await? {
             Some(saved) => Ok(ProfileResponse::Ok(Json(saved.into()))),
             None => Err(ApiError::not_found("profile_not_found", "No onboarding profile has been saved yet.")),
         }
@@ -93,11 +88,11 @@ impl UsersApi {
     ) -> Result<ProfileResponse, ApiError> {
         let Json(body) = body;
         let input = ProfileInput {
-            robotics_experience: body.robotics_experience.into(),
-            ai_ml_experience: body.ai_ml_experience.into(),
+            robotics_experience: body.robotics_experience,
+            ai_ml_experience: body.ai_ml_experience,
             learning_goals: body.learning_goals.into(),
         };
-        let saved = profile::put(&state, &auth.0, input).await.map_err(flow_error)?;
+        let saved = profile::put(&state, &auth.0, input).await?;
         Ok(ProfileResponse::Ok(Json(saved.into())))
     }
 
@@ -117,7 +112,7 @@ impl UsersApi {
         body: Json<DeleteAccountRequest>,
     ) -> Result<AccountDeleted, ApiError> {
         let password = body.0.password.map(Password::new);
-        account::delete(&state, &auth.0, password.as_ref(), &client_info(req)).await.map_err(flow_error)?;
+        account::delete(&state, &auth.0, password.as_ref(), &client_info(req)).await?;
         Ok(AccountDeleted::NoContent)
     }
 
@@ -137,18 +132,8 @@ impl UsersApi {
         /// Only events older than this one (the `next_before` of the previous page).
         before: Query<Option<Uuid>>,
     ) -> Result<EventsResponse, ApiError> {
-        account::live_user(&state, &auth.0).await.map_err(flow_error)?;
         let limit = limit.0.unwrap_or(20).min(MAX_EVENTS_PAGE);
-        // One more than asked tells whether there is a next page.
-        let mut rows = events::latest(&state.db, auth.0.sub, before.0, limit + 1)
-            .await
-            .map_err(|e| ApiError::internal(e.into()))?;
-        let more = rows.len() as u64 > limit;
-        rows.truncate(limit as usize);
-        let next_before = if more { rows.last().map(|e| e.id) } else { None };
-        Ok(EventsResponse::Ok(Json(SecurityEventPage {
-            events: rows.into_iter().map(Into::into).collect(),
-            next_before,
-        })))
+        let page = account::events(&state, &auth.0, before.0, limit).await?;
+        Ok(EventsResponse::Ok(Json(page.into())))
     }
 }

@@ -4,32 +4,10 @@
 //! *before* the password is hashed, in the statement that reads the count,
 //! so neither a burst nor a second endpoint gets more guesses than the limit.
 
-use chrono::Utc;
 use sea_orm::ConnectionTrait;
 use uuid::Uuid;
 
-use super::password::Match;
-use crate::{
-    AppState,
-    limits::{Limited, Rule},
-    secret::Password,
-    store::signup_attempts,
-};
-
-/// What a password check can end in besides an answer.
-#[derive(Debug, thiserror::Error)]
-pub enum CheckError {
-    #[error("rate limited")]
-    RateLimited(Limited),
-    #[error(transparent)]
-    Internal(#[from] anyhow::Error),
-}
-
-impl From<sea_orm::DbErr> for CheckError {
-    fn from(e: sea_orm::DbErr) -> Self {
-        Self::Internal(e.into())
-    }
-}
+use crate::{AppState, fault::Fault, limits::Rule, password::Match, secret::Password, store::signup_attempts};
 
 /// Counts a password check of the account at `email_key`, then checks
 /// `password` against its own hash (`owner`) and the passwords tried at
@@ -40,9 +18,9 @@ pub async fn check(
     password: &Password,
     owner: Option<String>,
     attempts: Vec<String>,
-) -> Result<Match, CheckError> {
+) -> Result<Match, Fault> {
     let rule = Rule::LoginFailuresPerAccount;
-    state.limits.hit(&state.db, rule, email_key, Utc::now()).await?.map_err(CheckError::RateLimited)?;
+    state.limits.hit(&state.db, rule, email_key, state.clock.now()).await?;
     Ok(state.hasher.verify_account(password, owner, attempts).await?)
 }
 
@@ -52,13 +30,13 @@ pub async fn check_owner(
     email_key: &str,
     password: &Password,
     owner: Option<String>,
-) -> Result<bool, CheckError> {
+) -> Result<bool, Fault> {
     Ok(check(state, email_key, password, owner, Vec::new()).await? == Match::Owner)
 }
 
 /// The owner proved their password and the operation went ahead: their
 /// failures are forgotten.
-pub async fn succeeded(state: &AppState, email_key: &str) -> anyhow::Result<()> {
+pub async fn succeeded(state: &AppState, email_key: &str) -> Result<(), Fault> {
     Ok(state.limits.clear(&state.db, Rule::LoginFailuresPerAccount, email_key).await?)
 }
 
@@ -70,7 +48,7 @@ pub async fn hash_new(
     db: &impl ConnectionTrait,
     user_id: Uuid,
     password: &Password,
-) -> anyhow::Result<String> {
+) -> Result<String, Fault> {
     let like = signup_attempts::first(db, user_id).await?;
-    state.hasher.hash(password, like).await
+    Ok(state.hasher.hash(password, like).await?)
 }

@@ -1,14 +1,11 @@
 //! What the mailed-link and password flows can fail with.
 
-use chrono::Utc;
-
-use super::validate;
+use super::validate::{self, Invalid};
 use crate::{
     AppState,
-    auth::credentials::CheckError,
-    error::FieldError,
+    client::ClientInfo,
+    fault::{Fault, carries_fault},
     limits::Rule,
-    session::ClientInfo,
     store::{
         email_tokens::Unusable,
         outbox::{self, MailKind},
@@ -20,45 +17,19 @@ pub enum FlowError {
     /// The token in the link is unknown, used, superseded or expired.
     #[error("the token cannot be used: {0:?}")]
     Token(Unusable),
-    /// A field broke a rule; `code` names the problem.
+    /// A field broke a rule.
     #[error("invalid input")]
-    Invalid { code: &'static str, errors: Vec<FieldError> },
+    Invalid(Invalid),
     #[error("the current password is wrong")]
     WrongPassword,
     /// The account has no password and the session's login is not recent.
     #[error("a recent login is required")]
     ReauthenticationRequired,
-    #[error("rate limited")]
-    RateLimited(crate::limits::Limited),
-    /// The access token's session has ended.
-    #[error("session ended")]
-    SessionEnded,
     #[error(transparent)]
-    Internal(#[from] anyhow::Error),
+    Fault(Fault),
 }
 
-impl From<CheckError> for FlowError {
-    fn from(e: CheckError) -> Self {
-        match e {
-            CheckError::RateLimited(limited) => Self::RateLimited(limited),
-            CheckError::Internal(e) => Self::Internal(e),
-        }
-    }
-}
-
-impl From<sea_orm::DbErr> for FlowError {
-    fn from(e: sea_orm::DbErr) -> Self {
-        Self::Internal(e.into())
-    }
-}
-
-fn invalid_email(e: FieldError) -> FlowError {
-    FlowError::Invalid { code: "invalid_email", errors: vec![e] }
-}
-
-pub(crate) fn invalid_password(errors: Vec<FieldError>) -> FlowError {
-    FlowError::Invalid { code: "invalid_password", errors }
-}
+carries_fault!(FlowError);
 
 /// Queues a `kind` mail about whatever account `email` has, if any: the mail
 /// worker decides, so the request does the same work for every address.
@@ -68,11 +39,11 @@ pub(crate) async fn queue_for_address(
     email: &str,
     client: &ClientInfo,
 ) -> Result<(), FlowError> {
-    let email = validate::email(email).map_err(invalid_email)?;
-    let now = Utc::now();
+    let email = validate::email(email).map_err(|e| FlowError::Invalid(Invalid::email(e)))?;
+    let now = state.clock.now();
     // Per address first: a flood aimed at one inbox stops there whatever its source.
-    state.limits.hit(&state.db, Rule::MailPerAddress, &email.key, now).await?.map_err(FlowError::RateLimited)?;
-    state.limits.hit(&state.db, Rule::MailPerIp, client.ip_or_unknown(), now).await?.map_err(FlowError::RateLimited)?;
+    state.limits.hit(&state.db, Rule::MailPerAddress, &email.key, now).await?;
+    state.limits.hit(&state.db, Rule::MailPerIp, client.ip_or_unknown(), now).await?;
     outbox::enqueue(&state.db, kind, &email.key, now).await?;
     state.mail_queue.notify_one();
     Ok(())

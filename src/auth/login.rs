@@ -1,15 +1,12 @@
-use chrono::Utc;
-
-use super::{
-    credentials::{self, CheckError},
-    password::Match,
-    validate,
-};
+use super::{credentials, validate};
 use crate::{
     AppState,
-    limits::{Limited, Rule},
+    client::ClientInfo,
+    fault::{Fault, carries_fault},
+    limits::Rule,
+    password::Match,
     secret::Password,
-    session::{self, ClientInfo, IssuedTokens},
+    session::{self, IssuedTokens},
     store::{events, profiles, signup_attempts, users},
 };
 
@@ -19,26 +16,11 @@ pub enum LoginError {
     InvalidCredentials,
     #[error("email address not verified")]
     EmailNotVerified,
-    #[error("rate limited")]
-    RateLimited(Limited),
     #[error(transparent)]
-    Internal(#[from] anyhow::Error),
+    Fault(Fault),
 }
 
-impl From<sea_orm::DbErr> for LoginError {
-    fn from(e: sea_orm::DbErr) -> Self {
-        Self::Internal(e.into())
-    }
-}
-
-impl From<CheckError> for LoginError {
-    fn from(e: CheckError) -> Self {
-        match e {
-            CheckError::RateLimited(limited) => Self::RateLimited(limited),
-            CheckError::Internal(e) => Self::Internal(e),
-        }
-    }
-}
+carries_fault!(LoginError);
 
 /// Password login. Unknown address and wrong password take the same path,
 /// including one argon2 computation, and fail the same way. Two limits
@@ -56,12 +38,7 @@ pub async fn login(
     password: &Password,
     client: ClientInfo,
 ) -> Result<IssuedTokens, LoginError> {
-    let now = Utc::now();
-    state
-        .limits
-        .hit(&state.db, Rule::LoginPerIp, client.ip_or_unknown(), now)
-        .await?
-        .map_err(LoginError::RateLimited)?;
+    state.limits.hit(&state.db, Rule::LoginPerIp, client.ip_or_unknown(), state.clock.now()).await?;
     let email = validate::email(email).ok();
     let account = email.as_ref().map_or("invalid", |e| e.key.as_str());
     let (user, attempts) = match &email {
@@ -73,7 +50,7 @@ pub async fn login(
     };
     let owner = user.as_ref().and_then(|u| u.password_hash.clone());
     let matched = credentials::check(state, account, password, owner, attempts).await?;
-    let require_verification = state.config.require_email_verification;
+    let require_verification = state.config.server.require_email_verification;
     let user = match (user, matched) {
         (Some(user), Match::Owner) => user,
         // As for a new account whose address is not verified yet; without
@@ -108,7 +85,7 @@ pub async fn login(
 /// no event, and waiting for this one would make a wrong password answer
 /// measurably later than an unknown address.
 fn record_failure(state: &AppState, user_id: uuid::Uuid, client: ClientInfo) {
-    let (db, now) = (state.db.clone(), Utc::now());
+    let (db, now) = (state.db.clone(), state.clock.now());
     tokio::spawn(async move {
         if let Err(e) = events::record(&db, user_id, None, events::kind::LOGIN_FAILED, client.origin(), now).await {
             tracing::warn!(error = %e, "could not record a failed login");

@@ -5,11 +5,8 @@ pub mod account;
 pub mod credentials;
 pub mod flow;
 pub mod login;
-pub mod password;
 pub mod profile;
 pub mod recovery;
 pub mod signup;
 pub mod validate;
 pub mod verification;
-
-pub use password::PasswordHasher;

@@ -1,19 +1,20 @@
 //! The onboarding profile every new user fills in before their first lesson.
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 
-use super::flow::FlowError;
+use super::validate::{BrokenRule, Invalid};
 use crate::{
     AppState,
-    error::FieldError,
-    store::profiles::{self, Profile, ProfileFields},
-    token::AccessClaims,
+    fault::{Fault, carries_fault},
+    session::live::LiveUser,
+    store::profiles::{self, ProfileFields},
 };
 
 pub const MAX_LEARNING_GOALS_CHARS: usize = 2000;
 
-/// How much someone has done of something.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Experience with a subject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, poem_openapi::Enum)]
+#[oai(rename_all = "lowercase")]
 pub enum Experience {
     None,
     Beginner,
@@ -31,8 +32,35 @@ impl Experience {
         }
     }
 
-    pub fn parse(value: &str) -> Option<Self> {
-        [Self::None, Self::Beginner, Self::Intermediate, Self::Advanced].into_iter().find(|e| e.as_str() == value)
+    /// As stored; anything else reads as `None`.
+    fn from_stored(value: &str) -> Self {
+        [Self::Beginner, Self::Intermediate, Self::Advanced]
+            .into_iter()
+            .find(|e| e.as_str() == value)
+            .unwrap_or(Self::None)
+    }
+}
+
+/// The onboarding profile, as saved.
+#[derive(Debug, Clone)]
+pub struct Profile {
+    pub robotics_experience: Experience,
+    pub ai_ml_experience: Experience,
+    /// Plain text.
+    pub learning_goals: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<entity::profile::Model> for Profile {
+    fn from(row: entity::profile::Model) -> Self {
+        Self {
+            robotics_experience: Experience::from_stored(&row.robotics_experience),
+            ai_ml_experience: Experience::from_stored(&row.ai_ml_experience),
+            learning_goals: row.learning_goals,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        }
     }
 }
 
@@ -42,27 +70,35 @@ pub struct ProfileInput {
     pub learning_goals: String,
 }
 
-/// The caller's profile; `None` until it is first saved.
-pub async fn get(state: &AppState, claims: &AccessClaims) -> Result<Option<Profile>, FlowError> {
-    super::account::live_user(state, claims).await?;
-    Ok(profiles::find(&state.db, claims.sub).await?)
+#[derive(Debug, thiserror::Error)]
+pub enum ProfileError {
+    #[error("invalid input")]
+    Invalid(Invalid),
+    #[error(transparent)]
+    Fault(Fault),
 }
 
-/// Validates and saves the caller's profile (creating it the first time).
-pub async fn put(state: &AppState, claims: &AccessClaims, input: ProfileInput) -> Result<Profile, FlowError> {
-    let learning_goals = learning_goals(&input.learning_goals)
-        .map_err(|e| FlowError::Invalid { code: "invalid_profile", errors: vec![e] })?;
-    super::account::live_user(state, claims).await?;
+carries_fault!(ProfileError);
+
+/// The signed-in user's profile; `None` until it is first saved.
+pub async fn get(state: &AppState, user: &LiveUser) -> Result<Option<Profile>, Fault> {
+    Ok(profiles::find(&state.db, user.user_id()).await?.map(Profile::from))
+}
+
+/// Validates and saves the signed-in user's profile (creating it the first time).
+pub async fn put(state: &AppState, user: &LiveUser, input: ProfileInput) -> Result<Profile, ProfileError> {
+    let learning_goals =
+        learning_goals(&input.learning_goals).map_err(|e| ProfileError::Invalid(Invalid::profile(e)))?;
     let fields = ProfileFields {
         robotics_experience: input.robotics_experience.as_str().into(),
         ai_ml_experience: input.ai_ml_experience.as_str().into(),
         learning_goals,
     };
-    Ok(profiles::save(&state.db, claims.sub, fields, Utc::now()).await?)
+    Ok(profiles::save(&state.db, user.user_id(), fields, state.clock.now()).await?.into())
 }
 
-fn rule(rule: &str, message: &str) -> FieldError {
-    FieldError { field: "learning_goals".into(), rule: rule.into(), message: message.into() }
+fn rule(rule: &'static str, message: &'static str) -> BrokenRule {
+    BrokenRule { field: "learning_goals", rule, message }
 }
 
 /// Plain text: markup is stripped (with the content of `<script>` and
@@ -72,7 +108,7 @@ fn rule(rule: &str, message: &str) -> FieldError {
 /// Control characters other than line breaks and tabs are refused (also
 /// when they were written as entities); the result is trimmed and at most
 /// 2000 characters.
-pub fn learning_goals(raw: &str) -> Result<String, FieldError> {
+pub fn learning_goals(raw: &str) -> Result<String, BrokenRule> {
     let invalid = || rule("invalid_characters", "Learning goals cannot contain control characters.");
     let has_control = |text: &str| text.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'));
     if has_control(raw) {

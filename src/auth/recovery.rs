@@ -1,28 +1,25 @@
 //! Passwords after sign-up: forgotten (mailed reset link), reset with that
 //! link, and changed by a signed-in user.
 
-use chrono::Utc;
 use sea_orm::TransactionTrait;
 
 use super::{
     credentials,
-    flow::{FlowError, invalid_password, queue_for_address},
-    validate,
+    flow::{FlowError, queue_for_address},
+    validate::{self, Invalid},
 };
 use crate::{
     AppState,
+    client::ClientInfo,
     secret::Password,
-    session::ClientInfo,
+    session::live::LiveUser,
     store::{
         email_tokens::{self, Unusable},
         events,
         outbox::{self, MailKind},
         sessions, users,
     },
-    token::{
-        AccessClaims,
-        link::{LinkToken, Purpose},
-    },
+    token::link::{LinkToken, Purpose},
 };
 
 /// Queues a reset link for `email`; it is sent only if the address has an account.
@@ -42,12 +39,13 @@ pub async fn reset(
 ) -> Result<(), FlowError> {
     let token = LinkToken::parse(Purpose::ResetPassword, token).ok_or(FlowError::Token(Unusable::Unknown))?;
     // Check before the costly hash; `consume` below re-checks atomically.
-    let owner = email_tokens::check(&state.db, &token, Utc::now()).await?.map_err(FlowError::Token)?;
+    let owner = email_tokens::check(&state.db, &token, state.clock.now()).await?.map_err(FlowError::Token)?;
     let owner = users::find_by_id(&state.db, owner).await?.ok_or(FlowError::Token(Unusable::Unknown))?;
-    validate::password(new_password.expose(), &personal(&owner)).map_err(invalid_password)?;
+    let personal = [owner.email.as_str(), owner.name.as_deref().unwrap_or_default()];
+    validate::password(new_password.expose(), &personal).map_err(|e| FlowError::Invalid(Invalid::password(e)))?;
     let hash = credentials::hash_new(state, &state.db, owner.id, new_password).await?;
 
-    let now = Utc::now();
+    let now = state.clock.now();
     let txn = state.db.begin().await?;
     let user_id = email_tokens::consume(&txn, &token, now).await?.map_err(FlowError::Token)?;
     let user = users::find_by_id(&txn, user_id).await?.ok_or(FlowError::Token(Unusable::Unknown))?;
@@ -68,35 +66,33 @@ pub async fn reset(
 #[tracing::instrument(skip_all)]
 pub async fn change(
     state: &AppState,
-    claims: &AccessClaims,
+    user: &LiveUser,
     current: &Password,
     new_password: &Password,
     client: ClientInfo,
 ) -> Result<(), FlowError> {
-    let user = super::account::live_user(state, claims).await?;
-    if !credentials::check_owner(state, &user.email_key, current, user.password_hash.clone()).await? {
+    let account = user.account();
+    let stored = users::find_by_id(&state.db, account.id).await?.and_then(|u| u.password_hash);
+    if !credentials::check_owner(state, &account.email_key, current, stored).await? {
         return Err(FlowError::WrongPassword);
     }
-    credentials::succeeded(state, &user.email_key).await?;
-    validate::password(new_password.expose(), &personal(&user)).map_err(invalid_password)?;
-    let hash = credentials::hash_new(state, &state.db, user.id, new_password).await?;
+    credentials::succeeded(state, &account.email_key).await?;
+    // What a guesser would build a password from for this account.
+    let personal = [account.email.as_str(), account.name.as_deref().unwrap_or_default()];
+    validate::password(new_password.expose(), &personal).map_err(|e| FlowError::Invalid(Invalid::password(e)))?;
+    let hash = credentials::hash_new(state, &state.db, account.id, new_password).await?;
 
-    let now = Utc::now();
+    let now = state.clock.now();
     let txn = state.db.begin().await?;
-    users::set_password(&txn, user.id, hash, now).await?;
+    users::set_password(&txn, account.id, hash, now).await?;
     // A reset link asked for before the change must not undo it.
-    email_tokens::supersede_all(&txn, user.id, Purpose::ResetPassword, now).await?;
-    let ended = sessions::revoke_all(&txn, user.id, Some(claims.sid), now).await?;
+    email_tokens::supersede_all(&txn, account.id, Purpose::ResetPassword, now).await?;
+    let ended = sessions::revoke_all(&txn, account.id, Some(user.session_id()), now).await?;
     let kind = events::kind::PASSWORD_CHANGED;
-    events::record(&txn, user.id, Some(claims.sid), kind, client.origin(), now).await?;
-    outbox::enqueue(&txn, MailKind::PasswordChanged, &user.email_key, now).await?;
+    events::record(&txn, account.id, Some(user.session_id()), kind, client.origin(), now).await?;
+    outbox::enqueue(&txn, MailKind::PasswordChanged, &account.email_key, now).await?;
     txn.commit().await?;
     state.mail_queue.notify_one();
-    tracing::info!(user_id = %user.id, sessions_ended = ended, "password changed");
+    tracing::info!(user_id = %account.id, sessions_ended = ended, "password changed");
     Ok(())
-}
-
-/// What a guesser would build a password from for this account.
-fn personal(user: &entity::user::Model) -> [&str; 2] {
-    [user.email.as_str(), user.name.as_deref().unwrap_or_default()]
 }

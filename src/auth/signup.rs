@@ -1,13 +1,13 @@
 use chrono::{DateTime, Utc};
 use sea_orm::TransactionTrait;
 
-use super::validate;
+use super::validate::{self, Invalid};
 use crate::{
     AppState,
-    error::FieldError,
-    limits::{Limited, Rule},
+    client::ClientInfo,
+    fault::{Fault, carries_fault},
+    limits::Rule,
     secret::Password,
-    session::ClientInfo,
     store::{
         events,
         outbox::{self, MailKind},
@@ -24,20 +24,14 @@ pub struct SignupInput {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SignupError {
-    /// A field broke a rule; `code` names the first field's problem.
+    /// A field broke a rule.
     #[error("invalid input")]
-    Invalid { code: &'static str, errors: Vec<FieldError> },
-    #[error("rate limited")]
-    RateLimited(Limited),
+    Invalid(Invalid),
     #[error(transparent)]
-    Internal(#[from] anyhow::Error),
+    Fault(Fault),
 }
 
-impl From<sea_orm::DbErr> for SignupError {
-    fn from(e: sea_orm::DbErr) -> Self {
-        Self::Internal(e.into())
-    }
-}
+carries_fault!(SignupError);
 
 /// Creates the account and queues its mail, in one transaction: a
 /// verification link for a new address, a "someone tried to sign up" notice
@@ -50,19 +44,16 @@ impl From<sea_orm::DbErr> for SignupError {
 /// account (`login`): signing up and then logging in tells nothing.
 #[tracing::instrument(skip_all)]
 pub async fn signup(state: &AppState, input: SignupInput, client: &ClientInfo) -> Result<(), SignupError> {
-    let email =
-        validate::email(&input.email).map_err(|e| SignupError::Invalid { code: "invalid_email", errors: vec![e] })?;
-    let name = validate::name(input.name.as_deref())
-        .map_err(|e| SignupError::Invalid { code: "invalid_name", errors: vec![e] })?;
+    let invalid = |e| SignupError::Invalid(e);
+    let email = validate::email(&input.email).map_err(|e| invalid(Invalid::email(e)))?;
+    let name = validate::name(input.name.as_deref()).map_err(|e| invalid(Invalid::name(e)))?;
     let context = [email.email.as_str(), name.as_deref().unwrap_or_default()];
-    validate::password(input.password.expose(), &context)
-        .map_err(|errors| SignupError::Invalid { code: "invalid_password", errors })?;
+    validate::password(input.password.expose(), &context).map_err(|e| invalid(Invalid::password(e)))?;
 
-    let now = Utc::now();
-    let limits = &state.limits;
-    limits.hit(&state.db, Rule::SignupPerIp, client.ip_or_unknown(), now).await?.map_err(SignupError::RateLimited)?;
+    let now = state.clock.now();
+    state.limits.hit(&state.db, Rule::SignupPerIp, client.ip_or_unknown(), now).await?;
     // Every sign-up mails the address: a flood aimed at one inbox stops here.
-    limits.hit(&state.db, Rule::SignupPerAddress, &email.key, now).await?.map_err(SignupError::RateLimited)?;
+    state.limits.hit(&state.db, Rule::SignupPerAddress, &email.key, now).await?;
 
     let mut like = salt_source(&state.db, &email.key).await?;
     // A sign-up racing this one can change the account's salt; one retry
@@ -75,13 +66,13 @@ pub async fn signup(state: &AppState, input: SignupInput, client: &ClientInfo) -
             email_key: email.key.clone(),
             password_hash: Some(hash.clone()),
             name: name.clone(),
-            verified_at: (!state.config.require_email_verification).then_some(now),
+            verified_at: (!state.config.server.require_email_verification).then_some(now),
         };
         let mail = match users::insert(&txn, new, now).await? {
             Inserted::Created(id) => {
                 events::record(&txn, id, None, events::kind::SIGNUP, client.origin(), now).await?;
                 tracing::info!(user_id = %id, "account created");
-                state.config.require_email_verification.then_some(MailKind::VerifyEmail)
+                state.config.server.require_email_verification.then_some(MailKind::VerifyEmail)
             }
             Inserted::EmailTaken => {
                 let now_like = salt_source(&txn, &email.key).await?;
@@ -102,7 +93,7 @@ pub async fn signup(state: &AppState, input: SignupInput, client: &ClientInfo) -
         state.mail_queue.notify_one();
         return Ok(());
     }
-    Err(anyhow::anyhow!("the account at this address changed under two consecutive sign-ups").into())
+    Err(anyhow::anyhow!("the account at this address changed under two consecutive sign-ups"))?
 }
 
 /// The hash whose salt a password tried for `email_key` takes: the

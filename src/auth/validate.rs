@@ -1,7 +1,39 @@
 //! Input rules for emails, passwords and names. Each broken rule is reported
 //! by name so clients can show the right message.
 
-use crate::error::FieldError;
+/// One rule an input broke: the field, the rule's stable name, a sentence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokenRule {
+    pub field: &'static str,
+    pub rule: &'static str,
+    pub message: &'static str,
+}
+
+/// A request with fields that broke rules; `code` names the problem
+/// (`invalid_email`, `invalid_password`, `invalid_name`, `invalid_profile`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invalid {
+    pub code: &'static str,
+    pub errors: Vec<BrokenRule>,
+}
+
+impl Invalid {
+    pub fn email(e: BrokenRule) -> Self {
+        Self { code: "invalid_email", errors: vec![e] }
+    }
+
+    pub fn password(errors: Vec<BrokenRule>) -> Self {
+        Self { code: "invalid_password", errors }
+    }
+
+    pub fn name(e: BrokenRule) -> Self {
+        Self { code: "invalid_name", errors: vec![e] }
+    }
+
+    pub fn profile(e: BrokenRule) -> Self {
+        Self { code: "invalid_profile", errors: vec![e] }
+    }
+}
 
 pub const MIN_PASSWORD_CHARS: usize = 8;
 pub const MAX_PASSWORD_CHARS: usize = 128;
@@ -18,8 +50,8 @@ pub struct Email {
     pub key: String,
 }
 
-fn rule(field: &str, rule: &str, message: &str) -> FieldError {
-    FieldError { field: field.into(), rule: rule.into(), message: message.into() }
+fn rule(field: &'static str, rule: &'static str, message: &'static str) -> BrokenRule {
+    BrokenRule { field, rule, message }
 }
 
 /// Trims, normalises the domain and checks the address.
@@ -30,7 +62,7 @@ fn rule(field: &str, rule: &str, message: &str) -> FieldError {
 /// different mailboxes, so one person's address could reach another's
 /// account. The domain goes through IDNA (UTS #46), which is how mail and
 /// DNS name it anyway: `Example.COM` and `例え.jp` have one form each.
-pub fn email(raw: &str) -> Result<Email, FieldError> {
+pub fn email(raw: &str) -> Result<Email, BrokenRule> {
     let trimmed = raw.trim();
     if trimmed.chars().count() > MAX_EMAIL_CHARS {
         return Err(rule("email", "too_long", "An email address has at most 254 characters."));
@@ -74,7 +106,7 @@ pub const MIN_PASSWORD_SCORE: u8 = 3;
 
 /// The password rules; every rule broken is listed. `context` holds what an
 /// attacker would try first for this account (the address, the name).
-pub fn password(raw: &str, context: &[&str]) -> Result<(), Vec<FieldError>> {
+pub fn password(raw: &str, context: &[&str]) -> Result<(), Vec<BrokenRule>> {
     let chars = raw.chars().count();
     if chars > MAX_PASSWORD_CHARS {
         // Never truncated: longer passwords are refused outright.
@@ -123,7 +155,7 @@ fn guessable_words<'a>(context: &[&'a str]) -> Vec<&'a str> {
 }
 
 /// An optional display name: trimmed, at most 100 characters, no control characters.
-pub fn name(raw: Option<&str>) -> Result<Option<String>, FieldError> {
+pub fn name(raw: Option<&str>) -> Result<Option<String>, BrokenRule> {
     let Some(name) = raw.map(str::trim).filter(|n| !n.is_empty()) else {
         return Ok(None);
     };

@@ -7,7 +7,6 @@
 //! address, but what the unproven sign-up chose — its password and its
 //! name — is removed, and the owner is mailed a link to choose a password.
 
-use chrono::Utc;
 use sea_orm::TransactionTrait;
 
 use super::{
@@ -16,8 +15,8 @@ use super::{
 };
 use crate::{
     AppState,
+    client::ClientInfo,
     secret::Password,
-    session::ClientInfo,
     store::{
         email_tokens::{self, Unusable},
         events,
@@ -47,7 +46,7 @@ pub async fn verify_email(
 ) -> Result<Verified, FlowError> {
     let token = LinkToken::parse(Purpose::VerifyEmail, token).ok_or(FlowError::Token(Unusable::Unknown))?;
     // Checked before the costly hash; `consume` below re-checks atomically.
-    let owner = email_tokens::check(&state.db, &token, Utc::now()).await?.map_err(FlowError::Token)?;
+    let owner = email_tokens::check(&state.db, &token, state.clock.now()).await?.map_err(FlowError::Token)?;
     let user = users::find_by_id(&state.db, owner).await?.ok_or(FlowError::Token(Unusable::Unknown))?;
     let confirmed = match (password, &user.password_hash) {
         (Some(password), Some(stored)) => {
@@ -61,7 +60,7 @@ pub async fn verify_email(
         (_, None) => true, // no password to confirm
     };
 
-    let now = Utc::now();
+    let now = state.clock.now();
     let txn = state.db.begin().await?;
     let user_id = email_tokens::consume(&txn, &token, now).await?.map_err(FlowError::Token)?;
     let user = users::find_by_id(&txn, user_id).await?.ok_or(FlowError::Token(Unusable::Unknown))?;

@@ -11,7 +11,7 @@ use poem::{
 };
 
 use super::Browser;
-use crate::error::ApiError;
+use crate::error::problem_response;
 
 const ALLOW_METHODS: &str = "GET, POST, PUT, DELETE";
 const ALLOW_HEADERS: &str = "Authorization, Content-Type, X-CSRF-Token, If-None-Match";
@@ -58,9 +58,8 @@ pub async fn handle<E: Endpoint>(ep: Arc<E>, req: Request, browser: Arc<Browser>
     if preflight {
         let mut resp = match access {
             Access::Denied => {
-                let refused =
-                    ApiError::forbidden("invalid_origin", "This origin may not call latchkey (LATCHKEY_CORS_ORIGINS).");
-                return Ok(refused.into_response());
+                let detail = "This origin may not call latchkey (LATCHKEY_CORS_ORIGINS).";
+                return Ok(problem_response(StatusCode::FORBIDDEN, "invalid_origin", detail));
             }
             _ => Response::builder().status(StatusCode::NO_CONTENT).finish(),
         };

@@ -17,7 +17,7 @@ use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD as B64};
 use poem::Request;
 use ring::hmac;
 
-use crate::{config::Config, error::ApiError};
+use crate::config::{Cookies, Server};
 
 pub const CSRF_HEADER: &str = "x-csrf-token";
 
@@ -34,18 +34,19 @@ pub struct Browser {
 
 impl Browser {
     /// `refresh_secret` is the key ring's secret; the CSRF key is derived from it.
-    pub fn new(config: &Config, refresh_secret: &hmac::Key) -> Result<Self, String> {
-        Ok(Self {
+    /// The cookie settings are validated already (`config`).
+    pub fn new(config: &Cookies, server: &Server, refresh_secret: &hmac::Key) -> Self {
+        Self {
             secure: config.cookie_secure,
             same_site: match config.cookie_same_site.as_str() {
                 "lax" => "Lax",
                 "none" => "None",
                 _ => "Strict",
             },
-            cors_origins: config.cors_origins()?,
-            own_origins: config.own_origins(),
+            cors_origins: config.cors_origins().unwrap_or_default(),
+            own_origins: server.own_origins(),
             csrf_key: crate::secret::derive_key(refresh_secret, "latchkey csrf key v1"),
-        })
+        }
     }
 
     /// `__Host-` cookies must be `Secure` with `Path=/`; without `Secure`
@@ -159,48 +160,6 @@ pub enum Refused {
     CsrfToken,
 }
 
-impl From<Refused> for ApiError {
-    fn from(refused: Refused) -> Self {
-        match refused {
-            Refused::Origin => ApiError::forbidden(
-                "invalid_origin",
-                "This origin may not make cookie-authenticated requests (LATCHKEY_CORS_ORIGINS).",
-            ),
-            Refused::CsrfToken => ApiError::forbidden(
-                "invalid_csrf_token",
-                "Cookie-authenticated requests need the X-CSRF-Token header set to the session's CSRF token.",
-            ),
-        }
-    }
-}
-
 pub fn header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
-}
-
-/// The origin of a URL as a browser serialises it: `scheme://host[:port]`,
-/// lower-case, the default port left out.
-pub fn origin_of(url: &str) -> Result<String, String> {
-    let parsed = url::Url::parse(url).map_err(|e| format!("{url:?}: {e}"))?;
-    if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
-        return Err(format!("{url:?} is not an http(s) origin"));
-    }
-    if !matches!(parsed.path(), "" | "/") || parsed.query().is_some() || !parsed.username().is_empty() {
-        return Err(format!("{url:?}: an origin has no path, query or user"));
-    }
-    Ok(parsed.origin().ascii_serialization())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn origins_are_serialised_as_browsers_send_them() {
-        assert_eq!(origin_of("https://App.Example.com:443/").unwrap(), "https://app.example.com");
-        assert_eq!(origin_of("http://localhost:3000").unwrap(), "http://localhost:3000");
-        assert!(origin_of("https://app.example.com/path").is_err());
-        assert!(origin_of("ftp://x.example.com").is_err());
-        assert!(origin_of("*").is_err());
-    }
 }

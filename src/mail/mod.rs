@@ -14,8 +14,6 @@ use lettre::{
     message::{Mailbox, MultiPart},
 };
 
-use crate::Config;
-
 /// One rendered mail, ready to go.
 pub struct Outgoing {
     pub to: Mailbox,
@@ -55,7 +53,7 @@ pub trait Mailer: Send + Sync {
 }
 
 /// The mailer the configuration asks for, and a line describing it for the start-up log.
-pub fn from_config(config: &Config) -> anyhow::Result<(Arc<dyn Mailer>, String)> {
+pub fn from_config(config: &crate::config::Mail) -> anyhow::Result<(Arc<dyn Mailer>, String)> {
     let from: Mailbox = config.mail_from.parse()?;
     Ok(match (&config.smtp_url, config.redacted_smtp_url()) {
         (Some(url), Some(shown)) => {

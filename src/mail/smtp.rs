@@ -15,11 +15,6 @@ pub struct SmtpMailer {
     from: Mailbox,
 }
 
-/// Whether `url` is an SMTP URL lettre understands (checked at start-up).
-pub fn check_url(url: &str) -> Result<(), String> {
-    AsyncSmtpTransport::<Tokio1Executor>::from_url(url).map(|_| ()).map_err(|e| e.to_string())
-}
-
 impl SmtpMailer {
     pub fn new(url: &str, from: Mailbox) -> anyhow::Result<Self> {
         let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)?.timeout(Some(TIMEOUT)).build();

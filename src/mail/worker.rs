@@ -5,7 +5,6 @@
 
 use std::{sync::Arc, time::Duration};
 
-use chrono::Utc;
 use lettre::message::Mailbox;
 
 use super::{Mailer, Outgoing, SendError, templates::Letter};
@@ -32,7 +31,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(3600);
 /// for a request to queue more (or for the next poll).
 pub fn spawn(state: AppState, mailer: Arc<dyn Mailer>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let poll = Duration::from_millis(state.config.mail_poll_ms);
+        let poll = Duration::from_millis(state.config.mail.mail_poll_ms);
         loop {
             if let Err(e) = drain(&state, mailer.as_ref()).await {
                 tracing::warn!(error = %e, "mail outbox: cannot read the queue; will retry");
@@ -48,12 +47,12 @@ pub fn spawn(state: AppState, mailer: Arc<dyn Mailer>) -> tokio::task::JoinHandl
 /// Sends every due row; returns when none is left.
 pub async fn drain(state: &AppState, mailer: &dyn Mailer) -> anyhow::Result<()> {
     loop {
-        let rows = outbox::due(&state.db, Utc::now(), BATCH).await?;
+        let rows = outbox::due(&state.db, state.clock.now(), BATCH).await?;
         if rows.is_empty() {
             return Ok(());
         }
         for row in rows {
-            if let Some(attempt) = outbox::claim(&state.db, &row, Utc::now(), LEASE).await? {
+            if let Some(attempt) = outbox::claim(&state.db, &row, state.clock.now(), LEASE).await? {
                 try_once(state, mailer, &row, attempt).await?;
             }
         }
@@ -64,7 +63,8 @@ pub async fn drain(state: &AppState, mailer: &dyn Mailer) -> anyhow::Result<()> 
 /// recorded on the row.
 async fn try_once(state: &AppState, mailer: &dyn Mailer, row: &OutboxRow, attempt: i32) -> anyhow::Result<()> {
     let Some(kind) = MailKind::parse(&row.kind) else {
-        outbox::fail(&state.db, row.id, attempt, Utc::now(), &format!("unknown mail kind {:?}", row.kind)).await?;
+        outbox::fail(&state.db, row.id, attempt, state.clock.now(), &format!("unknown mail kind {:?}", row.kind))
+            .await?;
         return Ok(());
     };
     let send = async {
@@ -83,14 +83,14 @@ async fn try_once(state: &AppState, mailer: &dyn Mailer, row: &OutboxRow, attemp
         Ok(Err(e)) => Err(e),
         Err(_) => Err(SendError::Transient(format!("no answer within {} s", ATTEMPT_TIMEOUT.as_secs()))),
     };
-    let now = Utc::now();
+    let now = state.clock.now();
     match outcome {
         Ok(()) => {
             tracing::info!(id = %row.id, kind = kind.as_str(), attempt, "mail sent");
             outbox::finish(&state.db, row.id, attempt).await?;
         }
-        Err(SendError::Transient(e)) if attempt < state.config.mail_max_attempts as i32 => {
-            let at = now + backoff(state.config.mail_retry_ms, attempt);
+        Err(SendError::Transient(e)) if attempt < state.config.mail.mail_max_attempts as i32 => {
+            let at = now + backoff(state.config.mail.mail_retry_ms, attempt);
             tracing::warn!(id = %row.id, kind = kind.as_str(), attempt, retry_at = %at, error = %e, "mail not sent; will retry");
             outbox::retry_at(&state.db, row.id, attempt, at, &e).await?;
         }
@@ -123,15 +123,15 @@ async fn compose(state: &AppState, kind: MailKind, row: &OutboxRow) -> anyhow::R
     let Some(user) = users::find_by_email_key(&state.db, &row.email_key).await? else {
         return Ok(None);
     };
-    let now = Utc::now();
+    let now = state.clock.now();
     let config = &state.config;
-    let app_url = config.app_url();
+    let app_url = config.server.app_url();
     let forgot_link = format!("{app_url}/forgot-password");
     let (link, expires, token_link) = match kind {
         MailKind::VerifyEmail | MailKind::PasswordReset | MailKind::ChoosePassword => {
             let (purpose, path, ttl) = match kind {
-                MailKind::VerifyEmail => (Purpose::VerifyEmail, "verify-email", config.verify_email_ttl_secs),
-                _ => (Purpose::ResetPassword, "reset-password", config.password_reset_ttl_secs),
+                MailKind::VerifyEmail => (Purpose::VerifyEmail, "verify-email", config.mail.verify_email_ttl_secs),
+                _ => (Purpose::ResetPassword, "reset-password", config.mail.password_reset_ttl_secs),
             };
             if purpose == Purpose::VerifyEmail && user.email_verified_at.is_some() {
                 return Ok(None);

@@ -10,21 +10,20 @@
 //!    and changes nothing.
 //! 3. `exchange`: the app trades the login code for tokens.
 
-pub mod provider;
-pub mod redirect;
-
 use chrono::{DateTime, Duration, Utc};
 use oauth2::{PkceCodeChallenge, PkceCodeVerifier};
 use sea_orm::TransactionTrait;
 use url::Url;
 use uuid::Uuid;
 
-use self::provider::{AuthorizationRequest, Identity, ProviderError};
+use crate::oidc::{AuthorizationRequest, Identity, OidcProvider, ProviderError, redirect};
 use crate::{
     AppState,
     auth::validate,
+    client::ClientInfo,
+    fault::{Fault, carries_fault},
     limits::Rule,
-    session::{self, ClientInfo, IssuedTokens},
+    session::{self, IssuedTokens},
     store::{
         email_tokens, events, oauth as store, profiles, sessions,
         users::{self, Inserted, NewUser},
@@ -104,17 +103,11 @@ pub enum SignInError {
     NoRedirect(Failure),
     #[error("unknown, expired or used login code")]
     InvalidCode,
-    #[error("rate limited")]
-    RateLimited(crate::limits::Limited),
     #[error(transparent)]
-    Internal(#[from] anyhow::Error),
+    Fault(Fault),
 }
 
-impl From<sea_orm::DbErr> for SignInError {
-    fn from(e: sea_orm::DbErr) -> Self {
-        Self::Internal(e.into())
-    }
-}
+carries_fault!(SignInError);
 
 fn failed(failure: Failure, detail: &dyn std::fmt::Display, client: &ClientInfo) {
     tracing::warn!(
@@ -176,12 +169,8 @@ pub fn s256(verifier: &str) -> String {
 /// attempt of the client's IP.
 pub async fn begin(state: &AppState, request: Begin<'_>, client: &ClientInfo) -> Result<Started, SignInError> {
     let provider = state.google.as_ref().ok_or(SignInError::NotConfigured)?;
-    let now = Utc::now();
-    state
-        .limits
-        .hit(&state.db, Rule::LoginPerIp, client.ip_or_unknown(), now)
-        .await?
-        .map_err(SignInError::RateLimited)?;
+    let now = state.clock.now();
+    state.limits.hit(&state.db, Rule::LoginPerIp, client.ip_or_unknown(), now).await?;
     let back = state.redirects.check(request.redirect_to).ok_or(SignInError::InvalidRedirect)?;
     let well_formed = |c: &str| c.len() == 43 && c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     let app_code_challenge = match (request.code_challenge, request.code_challenge_method) {
@@ -235,7 +224,7 @@ pub async fn callback(state: &AppState, query: Callback, client: &ClientInfo) ->
         failed(Failure::InvalidState, &"state missing, or not the one this browser started", client);
         return Err(SignInError::NoRedirect(Failure::InvalidState));
     }
-    let now = Utc::now();
+    let now = state.clock.now();
     let hash = query.state.as_deref().map(opaque::hash_text);
     let pending = match &hash {
         Some(hash) => store::take_state(&state.db, GOOGLE, hash, now).await?,
@@ -256,7 +245,7 @@ pub async fn callback(state: &AppState, query: Callback, client: &ClientInfo) ->
 
 async fn finish(
     state: &AppState,
-    provider: &provider::OidcProvider,
+    provider: &OidcProvider,
     pending: &store::PendingSignIn,
     derived: &Derived,
     query: Callback,
@@ -406,7 +395,7 @@ pub async fn exchange(
 ) -> Result<SignedIn, SignInError> {
     let bytes = opaque::decode(LOGIN_CODE_PREFIX, presented.trim()).ok_or(SignInError::InvalidCode)?;
     let hash = opaque::hash(&bytes);
-    let now = Utc::now();
+    let now = state.clock.now();
     let bound_to_caller = |code: &entity::oauth_login_code::Model| match (&code.code_challenge, code_verifier) {
         (None, None) => true,
         (Some(challenge), Some(verifier)) => s256(verifier) == *challenge,

@@ -3,12 +3,12 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::ClientInfo;
+use super::live::LiveUser;
 use crate::{
     AppState,
-    auth::{account::live_user, flow::FlowError},
+    client::ClientInfo,
+    fault::Fault,
     store::{events, sessions},
-    token::AccessClaims,
 };
 
 /// One live session, as its owner sees it.
@@ -25,13 +25,12 @@ pub struct SessionSummary {
 }
 
 /// The caller's live sessions, newest first.
-pub async fn list(state: &AppState, claims: &AccessClaims) -> Result<Vec<SessionSummary>, FlowError> {
-    live_user(state, claims).await?;
-    let rows = sessions::list_live(&state.db, claims.sub, Utc::now()).await?;
+pub async fn list(state: &AppState, user: &LiveUser) -> Result<Vec<SessionSummary>, Fault> {
+    let rows = sessions::list_live(&state.db, user.user_id(), state.clock.now()).await?;
     Ok(rows
         .into_iter()
         .map(|s| SessionSummary {
-            current: s.id == claims.sid,
+            current: s.id == user.session_id(),
             id: s.id,
             created_at: s.created_at,
             last_refreshed_at: s.last_refreshed_at,
@@ -45,21 +44,19 @@ pub async fn list(state: &AppState, claims: &AccessClaims) -> Result<Vec<Session
 /// Ends one of the caller's live sessions (the current one too, like a
 /// logout). False when there is no such live session of theirs: another
 /// user's session is indistinguishable from none.
-pub async fn revoke(state: &AppState, claims: &AccessClaims, id: Uuid, client: &ClientInfo) -> Result<bool, FlowError> {
-    live_user(state, claims).await?;
+pub async fn revoke(state: &AppState, user: &LiveUser, id: Uuid, client: &ClientInfo) -> Result<bool, Fault> {
     let kind = events::kind::SESSION_REVOKED;
-    Ok(sessions::revoke(&state.db, id, claims.sub, kind, client.origin(), Utc::now()).await?)
+    Ok(sessions::revoke(&state.db, id, user.user_id(), kind, client.origin(), state.clock.now()).await?)
 }
 
 /// Ends every live session of the caller but the current one; returns how many.
-pub async fn revoke_others(state: &AppState, claims: &AccessClaims, client: &ClientInfo) -> Result<u64, FlowError> {
-    live_user(state, claims).await?;
-    let now = Utc::now();
+pub async fn revoke_others(state: &AppState, user: &LiveUser, client: &ClientInfo) -> Result<u64, Fault> {
+    let now = state.clock.now();
     let txn = sea_orm::TransactionTrait::begin(&state.db).await?;
-    let ended = sessions::revoke_all(&txn, claims.sub, Some(claims.sid), now).await?;
+    let ended = sessions::revoke_all(&txn, user.user_id(), Some(user.session_id()), now).await?;
     if ended > 0 {
         let kind = events::kind::OTHER_SESSIONS_REVOKED;
-        events::record(&txn, claims.sub, Some(claims.sid), kind, client.origin(), now).await?;
+        events::record(&txn, user.user_id(), Some(user.session_id()), kind, client.origin(), now).await?;
     }
     txn.commit().await?;
     Ok(ended)

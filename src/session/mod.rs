@@ -1,13 +1,22 @@
-//! Sessions: one chain of refresh tokens each. Start, rotate, end.
+//! Sessions: one chain of refresh tokens each. Start, rotate, end; who is
+//! signed in (`live`); a user's own sessions (`manage`).
 
+pub mod live;
 pub mod manage;
+pub mod retry;
 
 use chrono::{DateTime, Duration, Utc};
 use entity::user;
 use uuid::Uuid;
 
+use self::{
+    live::LiveUser,
+    retry::{Seen, Verdict},
+};
 use crate::{
     AppState,
+    client::ClientInfo,
+    fault::{Fault, carries_fault},
     store::{
         events,
         rotation::{self, Rotation, SessionView},
@@ -15,25 +24,6 @@ use crate::{
     },
     token::{RefreshToken, access},
 };
-
-/// Where a request came from, recorded on sessions and events.
-#[derive(Debug, Clone, Default)]
-pub struct ClientInfo {
-    pub ip: Option<String>,
-    pub user_agent: Option<String>,
-}
-
-impl ClientInfo {
-    /// The client IP as rate limits count it (`unknown` when the peer has none).
-    pub fn ip_or_unknown(&self) -> &str {
-        self.ip.as_deref().unwrap_or("unknown")
-    }
-
-    /// As recorded on security events.
-    pub fn origin(&self) -> events::Origin<'_> {
-        events::Origin { ip: self.ip.as_deref(), user_agent: self.user_agent.as_deref() }
-    }
-}
 
 /// A fresh access token and the refresh token to use next.
 #[derive(Debug)]
@@ -53,17 +43,11 @@ pub enum RefreshError {
     Invalid,
     #[error("refresh token reused; session revoked")]
     Reused,
-    #[error("rate limited")]
-    RateLimited(crate::limits::Limited),
     #[error(transparent)]
-    Internal(#[from] anyhow::Error),
+    Fault(Fault),
 }
 
-impl From<sea_orm::DbErr> for RefreshError {
-    fn from(e: sea_orm::DbErr) -> Self {
-        Self::Internal(e.into())
-    }
-}
+carries_fault!(RefreshError);
 
 /// Opens a session for `user` and issues its first tokens.
 pub async fn start(
@@ -71,7 +55,7 @@ pub async fn start(
     user: &user::Model,
     method: &str,
     client: ClientInfo,
-) -> anyhow::Result<IssuedTokens> {
+) -> Result<IssuedTokens, Fault> {
     start_in(&state.db, state, user, method, client).await
 }
 
@@ -83,12 +67,13 @@ pub async fn start_in(
     user: &user::Model,
     method: &str,
     client: ClientInfo,
-) -> anyhow::Result<IssuedTokens> {
-    let now = Utc::now();
+) -> Result<IssuedTokens, Fault> {
+    let now = state.clock.now();
     let config = &state.config;
     let token = RefreshToken::generate();
-    let session_expires_at = now + Duration::seconds(config.session_max_age_secs as i64);
-    let token_expires_at = (now + Duration::seconds(config.refresh_token_ttl_secs as i64)).min(session_expires_at);
+    let session_expires_at = now + Duration::seconds(config.tokens.session_max_age_secs as i64);
+    let token_expires_at =
+        (now + Duration::seconds(config.tokens.refresh_token_ttl_secs as i64)).min(session_expires_at);
     let new = NewSession {
         user_id: user.id,
         method: method.into(),
@@ -106,60 +91,62 @@ pub async fn start_in(
         email: user.email.clone(),
         email_verified: user.email_verified_at.is_some(),
     };
-    issue(state, &view, &token, token_expires_at, now)
+    Ok(issue(state, &view, &token, token_expires_at, now)?)
 }
 
-/// Exchanges a refresh token for a new pair (SPEC §4 rules 1–4).
+/// Exchanges a refresh token for a new pair (README "Tokens", rules 1–4).
 #[tracing::instrument(skip_all)]
 pub async fn refresh(state: &AppState, presented: &str, client: &ClientInfo) -> Result<IssuedTokens, RefreshError> {
     let presented = RefreshToken::parse(presented).ok_or(RefreshError::Invalid)?;
     let successor = presented.successor(&state.refresh_secret);
     let (presented_hash, successor_hash) = (presented.hash(), successor.hash());
-    let now = Utc::now();
-    state.limits.hit_refresh(&state.db, &presented_hash, now).await?.map_err(RefreshError::RateLimited)?;
+    let now = state.clock.now();
+    state.limits.hit_refresh(&state.db, &presented_hash, now).await?;
     let rotation = Rotation {
         presented: &presented_hash,
         successor: &successor_hash,
         now,
-        successor_expires_at: now + Duration::seconds(state.config.refresh_token_ttl_secs as i64),
+        successor_expires_at: now + Duration::seconds(state.config.tokens.refresh_token_ttl_secs as i64),
     };
     if let Some(rotated) = rotation::rotate(&state.db, rotation).await? {
         return Ok(issue(state, &rotated.session, &successor, rotated.successor_expires_at, now)?);
     }
 
     // Slow path: tell a retry inside the grace window from a reuse.
-    let Some(seen) = rotation::inspect(&state.db, &presented_hash, now).await? else {
+    let Some(inspected) = rotation::inspect(&state.db, &presented_hash, now).await? else {
         return Err(RefreshError::Invalid);
     };
-    let Some(used_at) = seen.used_at else {
-        return Err(RefreshError::Invalid); // expired, or its session is over
+    let seen = Seen {
+        used_at: inspected.used_at,
+        session_live: inspected.session_live,
+        successor_matches: inspected.successor_hash.as_deref() == Some(successor_hash.as_slice()),
+        successor_used: inspected.successor_used,
+        successor_expires_at: inspected.successor_expires_at,
     };
-    if !seen.session_live {
-        return Err(RefreshError::Invalid);
+    let grace = Duration::seconds(state.config.tokens.refresh_grace_secs as i64);
+    let s = &inspected.session;
+    match retry::judge(seen, now, grace) {
+        Verdict::Retry { successor_expires_at } => Ok(issue(state, s, &successor, successor_expires_at, now)?),
+        Verdict::Invalid => Err(RefreshError::Invalid),
+        Verdict::Reuse => {
+            let kind = events::kind::REFRESH_TOKEN_REUSED;
+            sessions::revoke(&state.db, s.session_id, s.user_id, kind, client.origin(), now).await?;
+            tracing::warn!(session_id = %s.session_id, user_id = %s.user_id, "refresh token reused; session revoked");
+            Err(RefreshError::Reused)
+        }
     }
-    let grace = Duration::seconds(state.config.refresh_grace_secs as i64);
-    let is_retry = now - used_at <= grace
-        && !seen.successor_used
-        && seen.successor_hash.as_deref() == Some(successor_hash.as_slice());
-    if let (true, Some(expires_at)) = (is_retry, seen.successor_expires_at) {
-        return Ok(issue(state, &seen.session, &successor, expires_at, now)?);
-    }
-    let s = &seen.session;
-    let kind = events::kind::REFRESH_TOKEN_REUSED;
-    sessions::revoke(&state.db, s.session_id, s.user_id, kind, client.origin(), now).await?;
-    tracing::warn!(session_id = %s.session_id, user_id = %s.user_id, "refresh token reused; session revoked");
-    Err(RefreshError::Reused)
 }
 
-/// Ends the session an access token belongs to.
-pub async fn logout(state: &AppState, claims: &access::AccessClaims, client: ClientInfo) -> anyhow::Result<()> {
-    sessions::revoke(&state.db, claims.sid, claims.sub, events::kind::LOGOUT, client.origin(), Utc::now()).await?;
+/// Ends the signed-in user's session.
+pub async fn logout(state: &AppState, user: &LiveUser, client: ClientInfo) -> Result<(), Fault> {
+    let (kind, now) = (events::kind::LOGOUT, state.clock.now());
+    sessions::revoke(&state.db, user.session_id(), user.user_id(), kind, client.origin(), now).await?;
     Ok(())
 }
 
 /// RFC 7009-style revocation: ends the session of a refresh token. Unknown
 /// tokens are not an error, so the answer tells nothing about a token.
-pub async fn revoke(state: &AppState, presented: &str, client: ClientInfo) -> anyhow::Result<()> {
+pub async fn revoke(state: &AppState, presented: &str, client: ClientInfo) -> Result<(), Fault> {
     end_by_refresh_token(state, presented, events::kind::SESSION_REVOKED, client).await
 }
 
@@ -169,14 +156,14 @@ pub async fn end_by_refresh_token(
     presented: &str,
     kind: &str,
     client: ClientInfo,
-) -> anyhow::Result<()> {
+) -> Result<(), Fault> {
     let Some(token) = RefreshToken::parse(presented) else {
         return Ok(());
     };
     let Some(row) = sessions::find_token(&state.db, &token.hash()).await? else {
         return Ok(());
     };
-    let now = Utc::now();
+    let now = state.clock.now();
     if let Some(session) = sessions::find_live(&state.db, row.session_id, now).await? {
         sessions::revoke(&state.db, session.id, session.user_id, kind, client.origin(), now).await?;
     }

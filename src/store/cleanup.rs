@@ -37,13 +37,17 @@ pub async fn purge_expired(db: &impl ConnectionTrait, now: DateTime<Utc>) -> Res
 }
 
 /// Runs `purge_expired` every `every`, for as long as the server runs.
-pub fn spawn(db: sea_orm::DatabaseConnection, every: std::time::Duration) -> tokio::task::JoinHandle<()> {
+pub fn spawn(
+    db: sea_orm::DatabaseConnection,
+    clock: std::sync::Arc<dyn crate::clock::Clock>,
+    every: std::time::Duration,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            match purge_expired(&db, Utc::now()).await {
+            match purge_expired(&db, clock.now()).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(rows = n, "expired tokens and sessions removed"),
                 Err(e) => tracing::warn!(error = %e, "cleanup failed; will retry"),

@@ -19,10 +19,10 @@ use anyhow::Context;
 use migration::MigratorTrait;
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection};
 
-use crate::config::Config;
+use crate::config::Server;
 
 /// Connects and brings the schema up to date.
-pub async fn connect(config: &Config) -> anyhow::Result<DatabaseConnection> {
+pub async fn connect(config: &Server) -> anyhow::Result<DatabaseConnection> {
     let mut options = ConnectOptions::new(config.database_url.expose());
     options
         .max_connections(config.db_max_connections)

@@ -5,7 +5,7 @@ use entity::profile;
 use sea_orm::{ActiveValue::Set, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait, sea_query::OnConflict};
 use uuid::Uuid;
 
-pub use profile::Model as Profile;
+type Profile = profile::Model;
 
 /// A profile as saved.
 pub struct ProfileFields {

@@ -93,6 +93,9 @@ async fn invalid_configuration_stops_start_up_with_one_line_naming_the_variable(
         ("LATCHKEY_DATABASE_URL", "mysql://x"),
         ("LATCHKEY_ISSUER", "not a url"),
         ("LATCHKEY_CLOCK_LEEWAY_SECS", "3600"),
+        // Parsed by the configuration, built at start-up: reported the same way.
+        ("LATCHKEY_SMTP_URL", "smtp://user:pass@host:notaport"),
+        ("LATCHKEY_REDIRECT_ALLOW_LIST", "ftp://files.example.com"),
     ] {
         let (code, stderr) = start_with_bad(var, value).await;
         assert_eq!(code, Some(2), "{var}: {stderr}");

@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use tokio::sync::Mutex;
 use url::Url;
 
-use crate::config::Config;
+use crate::config::Google;
 
 /// Connect, then whole-request, limits for calls to the provider.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -154,8 +154,9 @@ pub struct AuthorizationRequest<'a> {
 }
 
 impl OidcProvider {
-    /// The Google provider of `config`, if its client is configured.
-    pub fn google(config: &Config) -> anyhow::Result<Option<Self>> {
+    /// The provider of the Google settings, if its client is configured;
+    /// `issuer` is latchkey's own (the default callback is under it).
+    pub fn google(config: &Google, issuer: &str) -> anyhow::Result<Option<Self>> {
         let (Some(client_id), Some(client_secret)) = (&config.google_client_id, &config.google_client_secret) else {
             return Ok(None);
         };
@@ -169,7 +170,7 @@ impl OidcProvider {
             issuer: config.google_issuer.trim_end_matches('/').to_string(),
             client_id: client_id.clone(),
             client_secret: client_secret.clone(),
-            redirect_uri: RedirectUrl::new(config.google_redirect_uri())?,
+            redirect_uri: RedirectUrl::new(config.redirect_uri(issuer))?,
             http,
             metadata: Mutex::new(None),
             keys: Mutex::new(None),
