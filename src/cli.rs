@@ -103,14 +103,14 @@ fn keys(action: KeysAction, config: &Config) -> anyhow::Result<()> {
     let dir = KeyDir::new(&config.tokens.keys_dir);
     match action {
         KeysAction::Generate => {
-            if dir.ensure(config.tokens.signing_alg)? {
+            if dir.ensure(config.tokens.signing_alg, chrono::Utc::now())? {
                 println!("generated a {} key ring in {}", config.tokens.signing_alg, dir.path().display());
             } else {
                 anyhow::bail!("{} already holds a key ring; use `latchkey keys rotate`", dir.path().display());
             }
         }
         KeysAction::Rotate => {
-            dir.rotate(config.tokens.signing_alg)?;
+            dir.rotate(config.tokens.signing_alg, chrono::Utc::now())?;
             println!("rotated; running servers pick the new ring up within {} ms", config.tokens.keys_reload_ms);
             print_ring(&dir)?;
         }
@@ -118,7 +118,7 @@ fn keys(action: KeysAction, config: &Config) -> anyhow::Result<()> {
         KeysAction::Prune => {
             // A retired key is kept until the last token it signed has expired.
             let keep_for = config.tokens.access_token_ttl_secs + config.tokens.clock_leeway_secs;
-            let pruned = dir.prune(chrono::Duration::seconds(keep_for as i64))?;
+            let pruned = dir.prune(chrono::Duration::seconds(keep_for as i64), chrono::Utc::now())?;
             println!(
                 "pruned {} key(s){}",
                 pruned.len(),

@@ -1,30 +1,42 @@
 //! latchkey: an authentication token service.
 //!
-//! A request flows one way: `api/` extracts and validates, calls one use-case
-//! function in `auth/` or `session/`, which reaches the database only through
-//! `store/`; the result comes back as a domain value and `api/` shapes the reply.
+//! A request flows one way, and so do the imports (README "Layers"): `api`
+//! extracts, checks the caller (`api::security` makes the `LiveUser`) and
+//! calls one use case in `auth`, `oauth` or `session`; use cases reach the
+//! database only through `store` and take their services from the `state`;
+//! the result comes back as a domain value or error, and `api` shapes the
+//! reply (`api::problems` maps every error). Nothing imports upward: the
+//! values (`config`, `secret`, `clock`, `error`) import no other module.
 
-pub mod api;
-pub mod auth;
-pub mod browser;
-pub mod cli;
-pub mod client;
-pub mod clock;
-pub mod config;
-pub mod error;
-pub mod fault;
-pub mod limits;
-pub mod mail;
-pub mod net;
-pub mod oauth;
-pub mod oidc;
-pub mod password;
-pub mod secret;
-pub mod session;
-pub mod startup;
-pub mod state;
-pub mod store;
-pub mod token;
+mod api;
+mod auth;
+mod browser;
+mod cli;
+mod client;
+mod clock;
+mod config;
+mod error;
+mod fault;
+mod limits;
+mod mail;
+mod net;
+mod oauth;
+mod oidc;
+mod password;
+mod secret;
+mod session;
+mod startup;
+mod state;
+mod store;
+mod token;
 
-pub use config::Config;
-pub use state::AppState;
+use crate::state::AppState;
+/// The `latchkey` program, and what runs it or tests it from outside.
+pub use crate::{
+    api::spec_json,
+    cli::main,
+    clock::{Clock, ManualClock},
+    config::Config,
+    password::argon2,
+    startup::{Running, start},
+};

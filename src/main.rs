@@ -1,5 +1,5 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    latchkey::cli::main(std::env::args_os())
+    latchkey::main(std::env::args_os())
 }

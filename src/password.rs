@@ -80,15 +80,10 @@ impl PasswordHasher {
         .await
     }
 
-    /// Checks `password` against `stored`. With no stored hash (unknown user,
-    /// or an account without a password) it verifies against a dummy hash, so
-    /// the time taken does not reveal which case it was.
-    pub async fn verify(&self, password: &Password, stored: Option<String>) -> anyhow::Result<bool> {
-        Ok(self.verify_account(password, stored, Vec::new()).await? == Match::Owner)
-    }
-
     /// Checks `password` against an account's own hash and the hashes of
-    /// passwords tried at sign-ups of its address. They share one salt, so
+    /// passwords tried at sign-ups of its address. With neither (unknown
+    /// user, or an account without a password) it verifies against a dummy
+    /// hash, so the time taken does not reveal which case it was. They share one salt, so
     /// this is one argon2 computation however many there are — the same work
     /// as for an address with neither (a dummy hash), or with one.
     pub async fn verify_account(

@@ -59,7 +59,7 @@ fn allow_list(server: &Server, google: &Google) -> Result<AllowList, ConfigError
 async fn build_state(config: Config, redirects: AllowList, clock: Arc<dyn Clock>) -> anyhow::Result<AppState> {
     provider::install();
     let dir = KeyDir::new(&config.tokens.keys_dir);
-    if dir.ensure(config.tokens.signing_alg)? {
+    if dir.ensure(config.tokens.signing_alg, clock.now())? {
         tracing::warn!(
             "keys: generated a new {} dev key ring in {}/ (private keys mode 0600, git-ignored)",
             config.tokens.signing_alg,
@@ -154,6 +154,14 @@ impl Running {
         served??;
         tracing::info!("stopped");
         Ok(())
+    }
+
+    /// Ends it at once: no drain (a test that is done with it).
+    pub fn abort(self) {
+        self.serving.abort();
+        for task in &self.background {
+            task.abort();
+        }
     }
 }
 

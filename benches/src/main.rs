@@ -5,7 +5,7 @@
 //! unless all of them completed without errors (CI runs that).
 //!
 //! The server is this same executable run as `__latchkey serve`: it calls
-//! `latchkey::cli::main`, the very function the `latchkey` binary is, so
+//! `latchkey::main`, the very function the `latchkey` binary is, so
 //! `cargo run --release -p latchkey-bench` builds everything once.
 
 mod clients;
@@ -71,7 +71,7 @@ impl Args {
 fn main() -> std::process::ExitCode {
     let argv: Vec<String> = std::env::args().collect();
     match argv.get(1).map(String::as_str) {
-        Some("__latchkey") => latchkey::cli::main(argv[1..].iter().cloned()),
+        Some("__latchkey") => latchkey::main(argv[1..].iter().cloned()),
         Some("__reference") => reference::main(argv.get(2).map(String::as_str).unwrap_or_default()),
         _ => {
             let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
@@ -414,7 +414,7 @@ fn argon2_ceiling(duration: Duration) -> f64 {
         .map(|_| {
             let done = done.clone();
             std::thread::spawn(move || {
-                let hasher = latchkey::password::argon2();
+                let hasher = latchkey::argon2();
                 while start.elapsed() < duration {
                     let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
                     hasher.hash_password(PASSWORD.as_bytes(), &salt).expect("hash");

@@ -145,7 +145,7 @@ impl Report {
         println!("|---|---:|---|---|");
         let mark = |ok: bool| if ok { "met" } else { "NOT met" };
         let ratio = |a: f64, b: f64| if b > 0.0 { a / b * 100.0 } else { 0.0 };
-        let params = latchkey::password::argon2().params().clone();
+        let params = latchkey::argon2().params().clone();
         println!(
             "| argon2id ceiling (m={} KiB, t={}, p={}, all cores, outside the server) | {:.1} hashes/s | | |",
             params.m_cost(),

@@ -66,7 +66,7 @@ pub enum TokenIssued {
 
 impl TokenIssued {
     fn new(body: TokenResponse) -> Self {
-        Self::Ok(Json(body), "no-store".into())
+        Self::Ok(Json(body), super::no_store())
     }
 }
 
@@ -355,7 +355,7 @@ impl AuthApi {
         let token = cookies::get(req, state.browser.refresh_cookie()).ok_or_else(ApiError::no_refresh_token)?;
         state.browser.check_origin_if_sent(req)?;
         let body = CsrfResponse { csrf_token: state.browser.csrf_token(token) };
-        Ok(CsrfIssued::Ok(Json(body), "no-store".into()))
+        Ok(CsrfIssued::Ok(Json(body), super::no_store()))
     }
 
     /// Revoke a refresh token

@@ -82,6 +82,14 @@ pub fn app(state: AppState) -> impl Endpoint + 'static {
         .into_endpoint()
 }
 
+/// `Cache-Control` of every answer that carries a token or a personal
+/// value: no cache may keep it.
+const NO_STORE: &str = "no-store";
+
+fn no_store() -> String {
+    NO_STORE.into()
+}
+
 /// Headers every answer carries: no content sniffing, no framing (Swagger UI
 /// included: a page that holds a bearer token must not be framed and
 /// clickjacked), and for the API, whose answers are personal or one-off,
@@ -104,7 +112,7 @@ async fn security_headers<E: Endpoint>(ep: std::sync::Arc<E>, req: poem::Request
         headers.entry(header::CONTENT_SECURITY_POLICY).or_insert(HeaderValue::from_static("frame-ancestors 'none'"));
     }
     if api {
-        headers.entry(header::CACHE_CONTROL).or_insert(HeaderValue::from_static("no-store"));
+        headers.entry(header::CACHE_CONTROL).or_insert(HeaderValue::from_static(NO_STORE));
     }
     Ok(resp)
 }

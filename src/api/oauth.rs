@@ -31,7 +31,7 @@ pub enum Redirect {
 
 impl Redirect {
     fn to(url: url::Url) -> Self {
-        Self::Found(url.into(), "no-store".into(), "no-referrer".into())
+        Self::Found(url.into(), super::no_store(), "no-referrer".into())
     }
 }
 
@@ -144,6 +144,6 @@ impl OAuthApi {
         let signed_in = oauth::exchange(&state, &body.0.code, verifier, client_info(req)).await?;
         let tokens = super::auth::deliver(&state, req, signed_in.tokens, mode);
         let response = OAuthTokenResponse { is_new_user: signed_in.is_new_user, tokens };
-        Ok(ExchangeResponse::Ok(Json(response), "no-store".into()))
+        Ok(ExchangeResponse::Ok(Json(response), super::no_store()))
     }
 }

@@ -44,7 +44,7 @@ impl SessionsApi {
     #[oai(path = "/", method = "get", operation_id = "listSessions")]
     async fn list(&self, state: Data<'_>, auth: BearerAuth) -> Result<SessionsResponse, ApiError> {
         let sessions = manage::list(&state, &auth.0).await?;
-        Ok(SessionsResponse::Ok(Json(SessionList { sessions: sessions.into_iter().map(Into::into).collect() })))
+        Ok(SessionsResponse::Ok(Json(SessionList { sessions })))
     }
 
     /// End a session

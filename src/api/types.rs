@@ -1,4 +1,6 @@
-//! Request and response bodies. Entities never appear here.
+//! Request and response bodies. Entities never appear here; the values a
+//! response shows as they are (a session, a profile, a security event) are
+//! the domain's own types, which describe their schema themselves.
 
 use chrono::{DateTime, Utc};
 use poem_openapi::{Enum, Object};
@@ -9,11 +11,12 @@ pub use super::fields::{
     VerifyToken,
 };
 use crate::{
-    auth::{
-        account::{EventPage, SecurityEvent as Event},
-        profile::{self, Experience},
-    },
-    session::{IssuedTokens, live::Account, manage::SessionSummary},
+    auth::{account::EventPage, profile::Experience},
+    session::{IssuedTokens, live::Account},
+};
+pub use crate::{
+    auth::{account::SecurityEvent, profile::Profile},
+    session::manage::SessionInfo,
 };
 
 /// A new account.
@@ -229,38 +232,6 @@ impl From<Account> for User {
     }
 }
 
-/// One of the caller's live sessions.
-#[derive(Debug, Object)]
-pub struct SessionInfo {
-    pub id: Uuid,
-    pub created_at: DateTime<Utc>,
-    /// The last refresh (the login, if there has been none).
-    pub last_refreshed_at: DateTime<Utc>,
-    /// The IP address the session was opened from.
-    #[oai(skip_serializing_if_is_none)]
-    pub ip: Option<String>,
-    #[oai(skip_serializing_if_is_none)]
-    pub user_agent: Option<String>,
-    /// How the session was opened: `pwd` (password) or `google`.
-    pub method: String,
-    /// True for the session of the access token making this request.
-    pub current: bool,
-}
-
-impl From<SessionSummary> for SessionInfo {
-    fn from(s: SessionSummary) -> Self {
-        Self {
-            id: s.id,
-            created_at: s.created_at,
-            last_refreshed_at: s.last_refreshed_at,
-            ip: s.ip,
-            user_agent: s.user_agent,
-            method: s.method,
-            current: s.current,
-        }
-    }
-}
-
 /// The caller's live sessions, newest first.
 #[derive(Debug, Object)]
 pub struct SessionList {
@@ -284,66 +255,12 @@ pub struct ProfileRequest {
     pub learning_goals: LearningGoals,
 }
 
-/// The onboarding profile.
-#[derive(Debug, Object)]
-pub struct Profile {
-    pub robotics_experience: Experience,
-    pub ai_ml_experience: Experience,
-    /// As stored: plain text (escape it when showing it in HTML).
-    pub learning_goals: String,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
-
-impl From<profile::Profile> for Profile {
-    fn from(p: profile::Profile) -> Self {
-        Self {
-            robotics_experience: p.robotics_experience,
-            ai_ml_experience: p.ai_ml_experience,
-            learning_goals: p.learning_goals,
-            created_at: p.created_at,
-            updated_at: p.updated_at,
-        }
-    }
-}
-
 /// Confirms an account deletion.
 #[derive(Debug, Object)]
 pub struct DeleteAccountRequest {
     /// The account's password. Accounts without one (Google sign-in) send
     /// `{}` instead, within five minutes of logging in.
     pub password: Option<CurrentPassword>,
-}
-
-/// An entry of the caller's security log.
-#[derive(Debug, Object)]
-pub struct SecurityEvent {
-    /// Time-ordered: pass the last one as `before` for the next page.
-    pub id: Uuid,
-    /// `signup`, `login`, `login_failed`, `logout`, `session_revoked`,
-    /// `other_sessions_revoked`, `refresh_token_reused`, `email_verified`,
-    /// `password_reset`, `password_changed`.
-    pub kind: String,
-    pub created_at: DateTime<Utc>,
-    #[oai(skip_serializing_if_is_none)]
-    pub session_id: Option<Uuid>,
-    #[oai(skip_serializing_if_is_none)]
-    pub ip: Option<String>,
-    #[oai(skip_serializing_if_is_none)]
-    pub user_agent: Option<String>,
-}
-
-impl From<Event> for SecurityEvent {
-    fn from(e: Event) -> Self {
-        Self {
-            id: e.id,
-            kind: e.kind,
-            created_at: e.created_at,
-            session_id: e.session_id,
-            ip: e.ip,
-            user_agent: e.user_agent,
-        }
-    }
 }
 
 /// A page of security events, newest first.
@@ -357,6 +274,6 @@ pub struct SecurityEventPage {
 
 impl From<EventPage> for SecurityEventPage {
     fn from(page: EventPage) -> Self {
-        Self { events: page.events.into_iter().map(Into::into).collect(), next_before: page.next_before }
+        Self { events: page.events, next_before: page.next_before }
     }
 }

@@ -67,7 +67,7 @@ impl UsersApi {
     #[oai(path = "/me/profile", method = "get", operation_id = "getProfile")]
     async fn get_profile(&self, state: Data<'_>, auth: BearerAuth) -> Result<ProfileResponse, ApiError> {
         match profile::get(&state, &auth.0).await? {
-            Some(saved) => Ok(ProfileResponse::Ok(Json(saved.into()))),
+            Some(saved) => Ok(ProfileResponse::Ok(Json(saved))),
             None => Err(ApiError::not_found("profile_not_found", "No onboarding profile has been saved yet.")),
         }
     }
@@ -93,7 +93,7 @@ impl UsersApi {
             learning_goals: body.learning_goals.into(),
         };
         let saved = profile::put(&state, &auth.0, input).await?;
-        Ok(ProfileResponse::Ok(Json(saved.into())))
+        Ok(ProfileResponse::Ok(Json(saved)))
     }
 
     /// Delete my account

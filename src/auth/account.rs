@@ -17,14 +17,21 @@ use crate::{
 /// How recent a login must be to delete an account that has no password.
 const RECENT_LOGIN: chrono::Duration = chrono::Duration::minutes(5);
 
-/// An entry of a user's security log.
-#[derive(Debug, Clone)]
+/// An entry of the caller's security log.
+#[derive(Debug, Clone, poem_openapi::Object)]
 pub struct SecurityEvent {
+    /// Time-ordered: pass the last one as `before` for the next page.
     pub id: Uuid,
+    /// `signup`, `login`, `login_failed`, `logout`, `session_revoked`,
+    /// `other_sessions_revoked`, `refresh_token_reused`, `email_verified`,
+    /// `password_reset`, `password_changed`.
     pub kind: String,
     pub created_at: DateTime<Utc>,
+    #[oai(skip_serializing_if_is_none)]
     pub session_id: Option<Uuid>,
+    #[oai(skip_serializing_if_is_none)]
     pub ip: Option<String>,
+    #[oai(skip_serializing_if_is_none)]
     pub user_agent: Option<String>,
 }
 

@@ -41,12 +41,12 @@ impl Experience {
     }
 }
 
-/// The onboarding profile, as saved.
-#[derive(Debug, Clone)]
+/// The onboarding profile.
+#[derive(Debug, Clone, poem_openapi::Object)]
 pub struct Profile {
     pub robotics_experience: Experience,
     pub ai_ml_experience: Experience,
-    /// Plain text.
+    /// As stored: plain text (escape it when showing it in HTML).
     pub learning_goals: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,

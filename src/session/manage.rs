@@ -11,25 +11,30 @@ use crate::{
     store::{events, sessions},
 };
 
-/// One live session, as its owner sees it.
-#[derive(Debug, Clone)]
-pub struct SessionSummary {
+/// One of the caller's live sessions.
+#[derive(Debug, Clone, poem_openapi::Object)]
+pub struct SessionInfo {
     pub id: Uuid,
     pub created_at: DateTime<Utc>,
+    /// The last refresh (the login, if there has been none).
     pub last_refreshed_at: DateTime<Utc>,
+    /// The IP address the session was opened from.
+    #[oai(skip_serializing_if_is_none)]
     pub ip: Option<String>,
+    #[oai(skip_serializing_if_is_none)]
     pub user_agent: Option<String>,
+    /// How the session was opened: `pwd` (password) or `google`.
     pub method: String,
-    /// The session of the access token making the request.
+    /// True for the session of the access token making this request.
     pub current: bool,
 }
 
 /// The caller's live sessions, newest first.
-pub async fn list(state: &AppState, user: &LiveUser) -> Result<Vec<SessionSummary>, Fault> {
+pub async fn list(state: &AppState, user: &LiveUser) -> Result<Vec<SessionInfo>, Fault> {
     let rows = sessions::list_live(&state.db, user.user_id(), state.clock.now()).await?;
     Ok(rows
         .into_iter()
-        .map(|s| SessionSummary {
+        .map(|s| SessionInfo {
             current: s.id == user.session_id(),
             id: s.id,
             created_at: s.created_at,

@@ -49,18 +49,6 @@ pub async fn hit(
     Ok(Window { count: u32::try_from(stored.count).unwrap_or(0), started: stored.window_start })
 }
 
-/// The count of `key` in its current window, without counting.
-pub async fn peek(
-    db: &impl ConnectionTrait,
-    key: &str,
-    now: DateTime<Utc>,
-    window: chrono::Duration,
-) -> Result<Option<Window>, DbErr> {
-    let row =
-        rate_limit::Entity::find_by_id(key).filter(rate_limit::Column::WindowStart.gt(now - window)).one(db).await?;
-    Ok(row.map(|r| Window { count: u32::try_from(r.count).unwrap_or(0), started: r.window_start }))
-}
-
 /// Forgets `key` (a successful login clears its account's failures).
 pub async fn clear(db: &impl ConnectionTrait, key: &str) -> Result<(), DbErr> {
     rate_limit::Entity::delete_by_id(key).exec(db).await?;

@@ -54,12 +54,15 @@ pub async fn find_by_id(db: &impl ConnectionTrait, id: Uuid) -> Result<Option<us
     user::Entity::find_by_id(id).one(db).await
 }
 
+/// An update of the user `id` that stamps `updated_at`.
+fn stamped(id: Uuid, now: DateTime<Utc>) -> sea_orm::UpdateMany<user::Entity> {
+    user::Entity::update_many().col_expr(user::Column::UpdatedAt, Expr::value(now)).filter(user::Column::Id.eq(id))
+}
+
 /// Sets the address verified, unless it already was.
 pub async fn mark_verified(db: &impl ConnectionTrait, id: Uuid, now: DateTime<Utc>) -> Result<(), DbErr> {
-    user::Entity::update_many()
+    stamped(id, now)
         .col_expr(user::Column::EmailVerifiedAt, Expr::value(now))
-        .col_expr(user::Column::UpdatedAt, Expr::value(now))
-        .filter(user::Column::Id.eq(id))
         .filter(user::Column::EmailVerifiedAt.is_null())
         .exec(db)
         .await?;
@@ -67,10 +70,8 @@ pub async fn mark_verified(db: &impl ConnectionTrait, id: Uuid, now: DateTime<Ut
 }
 
 pub async fn set_password(db: &impl ConnectionTrait, id: Uuid, hash: String, now: DateTime<Utc>) -> Result<(), DbErr> {
-    user::Entity::update_many()
+    stamped(id, now)
         .col_expr(user::Column::PasswordHash, Expr::value(hash))
-        .col_expr(user::Column::UpdatedAt, Expr::value(now))
-        .filter(user::Column::Id.eq(id))
         .exec(db)
         .await?;
     Ok(())
@@ -86,12 +87,10 @@ pub async fn claim_unverified(
     name: Option<String>,
     now: DateTime<Utc>,
 ) -> Result<(), DbErr> {
-    user::Entity::update_many()
+    stamped(id, now)
         .col_expr(user::Column::PasswordHash, Expr::value(Option::<String>::None))
         .col_expr(user::Column::EmailVerifiedAt, Expr::value(now))
         .col_expr(user::Column::Name, Expr::value(name))
-        .col_expr(user::Column::UpdatedAt, Expr::value(now))
-        .filter(user::Column::Id.eq(id))
         .filter(user::Column::EmailVerifiedAt.is_null())
         .exec(db)
         .await?;
@@ -102,11 +101,9 @@ pub async fn claim_unverified(
 /// its name (which a sign-up on someone else's address could have filled
 /// with text meant for them).
 pub async fn drop_unproven(db: &impl ConnectionTrait, id: Uuid, now: DateTime<Utc>) -> Result<(), DbErr> {
-    user::Entity::update_many()
+    stamped(id, now)
         .col_expr(user::Column::PasswordHash, Expr::value(Option::<String>::None))
         .col_expr(user::Column::Name, Expr::value(Option::<String>::None))
-        .col_expr(user::Column::UpdatedAt, Expr::value(now))
-        .filter(user::Column::Id.eq(id))
         .exec(db)
         .await?;
     Ok(())

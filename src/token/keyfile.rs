@@ -110,26 +110,25 @@ impl KeyDir {
 
     /// Creates a ring (an active and a next key) when the directory holds none.
     /// Returns whether it generated one.
-    pub fn ensure(&self, alg: SigningAlg) -> anyhow::Result<bool> {
+    pub fn ensure(&self, alg: SigningAlg, now: DateTime<Utc>) -> anyhow::Result<bool> {
         fs::create_dir_all(&self.path).with_context(|| format!("creating {}", self.path.display()))?;
         if self.read_ring_bytes()?.is_some() {
             return Ok(false);
         }
-        let active = self.generate(alg, KeyState::Active)?;
-        let next = self.generate(alg, KeyState::Next)?;
+        let active = self.generate(alg, KeyState::Active, now)?;
+        let next = self.generate(alg, KeyState::Next, now)?;
         self.write_ring(&RingFile { keys: vec![active, next] })?;
         Ok(true)
     }
 
     /// next → active, active → retired, and a new next key.
-    pub fn rotate(&self, alg: SigningAlg) -> anyhow::Result<RingFile> {
+    pub fn rotate(&self, alg: SigningAlg, now: DateTime<Utc>) -> anyhow::Result<RingFile> {
         let Some(mut ring) = self.read_ring()? else {
             bail!("no key ring in {}; run `latchkey keys generate` first", self.path.display())
         };
-        let now = Utc::now();
         let has_next = ring.keys.iter().any(|k| k.state == KeyState::Next);
         if !has_next {
-            ring.keys.push(self.generate(alg, KeyState::Next)?);
+            ring.keys.push(self.generate(alg, KeyState::Next, now)?);
         }
         for key in &mut ring.keys {
             match key.state {
@@ -141,17 +140,17 @@ impl KeyDir {
                 KeyState::Retired => {}
             }
         }
-        ring.keys.push(self.generate(alg, KeyState::Next)?);
+        ring.keys.push(self.generate(alg, KeyState::Next, now)?);
         self.write_ring(&ring)?;
         Ok(ring)
     }
 
-    /// Removes retired keys retired more than `older_than` ago; returns their kids.
-    pub fn prune(&self, older_than: chrono::Duration) -> anyhow::Result<Vec<String>> {
+    /// Removes keys retired more than `older_than` before `now`; returns their kids.
+    pub fn prune(&self, older_than: chrono::Duration, now: DateTime<Utc>) -> anyhow::Result<Vec<String>> {
         let Some(mut ring) = self.read_ring()? else {
             return Ok(Vec::new());
         };
-        let cutoff = Utc::now() - older_than;
+        let cutoff = now - older_than;
         let (gone, kept): (Vec<_>, Vec<_>) = ring
             .keys
             .into_iter()
@@ -164,11 +163,11 @@ impl KeyDir {
         Ok(gone.into_iter().map(|k| k.kid).collect())
     }
 
-    fn generate(&self, alg: SigningAlg, state: KeyState) -> anyhow::Result<KeyEntry> {
+    fn generate(&self, alg: SigningAlg, state: KeyState, now: DateTime<Utc>) -> anyhow::Result<KeyEntry> {
         let der = generate_pkcs8(alg)?;
         let jwk = public_jwk(alg, &der)?;
         self.write_private(&jwk.kid, &der)?;
-        Ok(KeyEntry { kid: jwk.kid, alg, state, created_at: Utc::now(), retired_at: None })
+        Ok(KeyEntry { kid: jwk.kid, alg, state, created_at: now, retired_at: None })
     }
 
     /// The server-side secret that derives refresh-token successors; created on first use.
@@ -240,4 +239,26 @@ pub fn jwk_of(alg: SigningAlg, parsed: &ParsedKey, der: &[u8]) -> anyhow::Result
             Jwk::from_public(alg, PublicParts::Rsa { n: &n, e: &e })
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Duration;
+
+    use super::*;
+
+    #[test]
+    fn a_retired_key_is_pruned_only_once_its_tokens_can_have_expired() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = KeyDir::new(dir.path());
+        let t0 = Utc::now();
+        keys.ensure(SigningAlg::ES256, t0).unwrap();
+        let retired =
+            keys.rotate(SigningAlg::ES256, t0).unwrap().keys.into_iter().find(|k| k.state == KeyState::Retired);
+        let lifetime = Duration::seconds(960);
+        assert!(keys.prune(lifetime, t0 + Duration::seconds(959)).unwrap().is_empty(), "too early");
+        assert_eq!(keys.prune(lifetime, t0 + lifetime).unwrap(), [retired.unwrap().kid]);
+        let states: Vec<_> = keys.read_ring().unwrap().unwrap().keys.into_iter().map(|k| k.state).collect();
+        assert_eq!(states, [KeyState::Active, KeyState::Next]);
+    }
 }

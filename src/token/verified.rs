@@ -39,16 +39,15 @@ impl VerifiedTokens {
         let mut id = [0u8; 32];
         id.copy_from_slice(ring::digest::digest(&ring::digest::SHA256, token.as_bytes()).as_ref());
         if let Some(hit) = self.cache.get(&id) {
-            let leeway = settings.leeway_secs as i64;
             if ring.find(&hit.kid).is_none() {
                 return Err(AccessTokenError::UnknownKey);
             }
-            if hit.claims.exp + leeway <= now || hit.claims.nbf - leeway > now {
+            if !settings.current(&hit.claims, now) {
                 return Err(AccessTokenError::Expired);
             }
             return Ok(hit.claims.clone());
         }
-        let (kid, claims) = access::verify(ring, settings, token)?;
+        let (kid, claims) = access::verify(ring, settings, token, now)?;
         self.cache.insert(id, Arc::new(Verified { kid, claims: claims.clone() }));
         Ok(claims)
     }

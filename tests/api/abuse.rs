@@ -1,4 +1,4 @@
-//! Abuse resistance (SPEC §8): shared rate limits, client IPs through
+//! Abuse resistance (README "Abuse resistance"): shared rate limits, client IPs through
 //! trusted proxies only, answers that reveal nothing, the password policy.
 
 use serde_json::{Value, json};

@@ -1,6 +1,6 @@
 //! The `latchkey` command line: key ring management, configuration errors.
 
-use std::{os::unix::fs::PermissionsExt, time::Duration};
+use std::os::unix::fs::PermissionsExt;
 
 use jsonwebtoken::decode_header;
 
@@ -46,7 +46,16 @@ async fn keys_prune_drops_retired_keys_only_after_their_tokens_expired() {
     stdout(&app.cli(&["keys", "rotate"]).await);
     assert!(stdout(&app.cli(&["keys", "prune"]).await).contains("pruned 0"), "too early to prune");
 
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // The key was retired "an hour ago": its tokens (1 s) are long expired.
+    let ring_path = app.keys_dir().join("ring.json");
+    let mut ring: serde_json::Value = serde_json::from_slice(&std::fs::read(&ring_path).unwrap()).unwrap();
+    let an_hour_ago = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
+    for key in ring["keys"].as_array_mut().unwrap() {
+        if key["state"] == "retired" {
+            key["retired_at"] = an_hour_ago.clone().into();
+        }
+    }
+    std::fs::write(&ring_path, serde_json::to_vec_pretty(&ring).unwrap()).unwrap();
     assert!(stdout(&app.cli(&["keys", "prune"]).await).contains("pruned 1"));
     let listing = stdout(&app.cli(&["keys", "list"]).await);
     assert!(!listing.contains("retired"), "{listing}");

@@ -336,7 +336,12 @@ async fn an_app_can_bind_the_login_code_to_itself_with_pkce() {
     let provider = Provider::start().await;
     let app = spawn_with(provider.configure(Options::default())).await;
     let verifier = "a-verifier-the-app-keeps-to-itself-0123456789";
-    let challenge = latchkey::oauth::s256(verifier);
+    // RFC 7636 S256: base64url(SHA-256(verifier)), no padding.
+    let challenge = {
+        use base64::Engine;
+        let digest = ring::digest::digest(&ring::digest::SHA256, verifier.as_bytes());
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest)
+    };
     let start = |challenge: &str, method: &str| {
         let url = Url::parse_with_params(
             &app.url("/v1/auth/oauth/google/authorize"),

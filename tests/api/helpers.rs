@@ -112,10 +112,20 @@ struct Shared {
     open_files: Option<u64>,
 }
 
+/// The server under test: the real binary in a process of its own, or (for
+/// tests that move the clock) latchkey started in this process with a clock
+/// the test holds.
+enum Server {
+    Process(Child),
+    InProcess(Option<latchkey::Running>),
+}
+
 pub struct TestApp {
     pub base: String,
     pub client: reqwest::Client,
-    child: Child,
+    server: Server,
+    /// The clock of an in-process server.
+    clock: Option<Arc<latchkey::ManualClock>>,
     shared: Arc<Shared>,
     env: Vec<(String, String)>,
     logs: Arc<Mutex<Vec<String>>>,
@@ -142,7 +152,39 @@ pub async fn spawn_with(options: Options) -> TestApp {
     start(shared, options.env).await
 }
 
-async fn start(shared: Arc<Shared>, extra: Vec<(String, String)>) -> TestApp {
+/// Like `spawn_with`, but latchkey runs in this test's process on a clock
+/// the test moves (`TestApp::advance`): for rules about time, without
+/// waiting for it. Over real HTTP on a real port, against a real database.
+pub async fn spawn_with_clock(options: Options) -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (db, database_url) = match options.backend {
+        Backend::Postgres => {
+            let db = TestDb::create();
+            let url = db.url();
+            (Some(db), url)
+        }
+        Backend::Sqlite => (None, format!("sqlite://{}/latchkey.db?mode=rwc", dir.path().display())),
+    };
+    let shared = Arc::new(Shared { dir, _db: db, database_url, open_files: None });
+    let mut env = environment(&shared, options.env);
+    // Relative paths would land in the test's own working directory.
+    env.push(("LATCHKEY_MAIL_DIR".into(), shared.dir.path().join("mail").display().to_string()));
+    let config = latchkey::Config::from_vars(env.clone()).expect("a valid test configuration");
+    let clock = Arc::new(latchkey::ManualClock::starting_at(chrono::Utc::now()));
+    let running = latchkey::start(config, clock.clone()).await.expect("starting latchkey in process");
+    TestApp {
+        base: format!("http://{}", running.addr),
+        client: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap(),
+        server: Server::InProcess(Some(running)),
+        clock: Some(clock),
+        shared,
+        env,
+        logs: Arc::default(),
+    }
+}
+
+/// The test defaults, with `extra` on top.
+fn environment(shared: &Shared, extra: Vec<(String, String)>) -> Vec<(String, String)> {
     let mut env: Vec<(String, String)> = vec![
         ("LATCHKEY_DATABASE_URL".into(), shared.database_url.clone()),
         ("LATCHKEY_BIND".into(), "127.0.0.1:0".into()),
@@ -168,6 +210,11 @@ async fn start(shared: Arc<Shared>, extra: Vec<(String, String)>) -> TestApp {
         env.retain(|(key, _)| *key != k);
         env.push((k, v));
     }
+    env
+}
+
+async fn start(shared: Arc<Shared>, extra: Vec<(String, String)>) -> TestApp {
+    let env = environment(&shared, extra);
     let mut command = latchkey_command(&shared.dir.path().join("cwd"), &env);
     if let Some(limit) = shared.open_files {
         // SAFETY: only setrlimit, which is async-signal-safe, runs between fork and exec.
@@ -209,7 +256,8 @@ async fn start(shared: Arc<Shared>, extra: Vec<(String, String)>) -> TestApp {
     TestApp {
         base: format!("http://{addr}"),
         client: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap(),
-        child,
+        server: Server::Process(child),
+        clock: None,
         shared,
         env,
         logs,
@@ -357,17 +405,41 @@ impl TestApp {
         assert_eq!(resp.status(), 200, "verifying {email}");
     }
 
+    /// Moves the in-process server's clock forward.
+    pub fn advance(&self, by: chrono::Duration) {
+        self.clock.as_ref().expect("a server started with spawn_with_clock").advance(by);
+    }
+
+    fn child(&mut self) -> &mut Child {
+        match &mut self.server {
+            Server::Process(child) => child,
+            Server::InProcess(_) => panic!("an in-process server has no process"),
+        }
+    }
+
     pub fn pid(&self) -> u32 {
-        self.child.id().expect("server still running")
+        match &self.server {
+            Server::Process(child) => child.id().expect("server still running"),
+            Server::InProcess(_) => panic!("an in-process server has no process"),
+        }
     }
 
     /// Waits for the server process to exit; returns its exit status.
     pub async fn wait(&mut self) -> std::process::ExitStatus {
-        tokio::time::timeout(Duration::from_secs(20), self.child.wait()).await.expect("server exits").unwrap()
+        tokio::time::timeout(Duration::from_secs(20), self.child().wait()).await.expect("server exits").unwrap()
     }
 
     pub fn kill(&mut self) {
-        let _ = self.child.start_kill();
+        match &mut self.server {
+            Server::Process(child) => {
+                let _ = child.start_kill();
+            }
+            Server::InProcess(running) => {
+                if let Some(running) = running.take() {
+                    running.abort();
+                }
+            }
+        }
     }
 }
 

@@ -315,21 +315,20 @@ on_both_backends!(changing_the_password);
 #[tokio::test]
 async fn expired_links_are_refused() {
     let smtp = SmtpServer::start().await;
-    let options = mail_options(Backend::Postgres, &smtp.url())
-        .env("LATCHKEY_VERIFY_EMAIL_TTL_SECS", "1")
-        .env("LATCHKEY_PASSWORD_RESET_TTL_SECS", "1");
-    let app = spawn_with(options).await;
+    let app = crate::helpers::spawn_with_clock(mail_options(Backend::Postgres, &smtp.url())).await;
     let email = address();
     assert_eq!(app.signup(&email, PASSWORD).await.status(), 202);
     let mail = smtp.nth(&email, 1).await;
-    assert!(mail.text.contains("expires in 1 second"), "{}", mail.text);
+    assert!(mail.text.contains("expires in 24 hours"), "{}", mail.text);
     app.post("/v1/auth/password/forgot", json!({ "email": email })).await;
     let reset = smtp.nth(&email, 2).await.token(RESET);
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // A reset link lives an hour, a verification link a day.
+    app.advance(chrono::Duration::minutes(61));
+    let resp = app.post("/v1/auth/password/reset", json!({ "token": reset, "new_password": NEW_PASSWORD })).await;
+    assert_problem(resp, 400, "token_expired").await;
+    app.advance(chrono::Duration::hours(23));
 
     let resp = app.post("/v1/auth/verify-email", json!({ "token": mail.token(VERIFY) })).await;
-    assert_problem(resp, 400, "token_expired").await;
-    let resp = app.post("/v1/auth/password/reset", json!({ "token": reset, "new_password": NEW_PASSWORD })).await;
     assert_problem(resp, 400, "token_expired").await;
     assert_problem(app.login(&email, PASSWORD).await, 403, "email_not_verified").await;
 }

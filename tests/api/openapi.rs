@@ -8,7 +8,7 @@ use crate::helpers::spawn_app;
 #[test]
 fn committed_openapi_document_matches_the_code() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("openapi/openapi.json");
-    let generated = format!("{}\n", latchkey::api::spec_json());
+    let generated = format!("{}\n", latchkey::spec_json());
     let committed = std::fs::read_to_string(&path).unwrap_or_default();
     if generated == committed {
         return;
@@ -29,7 +29,7 @@ async fn the_server_publishes_the_same_document_and_swagger_ui() {
         assert_eq!(spec.status(), 200);
         assert_eq!(spec.headers()["content-type"], "application/json");
         let served: serde_json::Value = spec.json().await.unwrap();
-        let generated: serde_json::Value = serde_json::from_str(&latchkey::api::spec_json()).unwrap();
+        let generated: serde_json::Value = serde_json::from_str(&latchkey::spec_json()).unwrap();
         assert_eq!(served, generated);
         for path in ["/docs", "/docs/"] {
             let docs = app.client.get(app.url(path)).send().await.unwrap();
@@ -46,7 +46,7 @@ async fn the_server_publishes_the_same_document_and_swagger_ui() {
 
 #[test]
 fn the_document_states_the_rules_the_server_enforces() {
-    let spec: serde_json::Value = serde_json::from_str(&latchkey::api::spec_json()).unwrap();
+    let spec: serde_json::Value = serde_json::from_str(&latchkey::spec_json()).unwrap();
     // Every operation with a body documents the answer to a body that is not JSON.
     let mut with_body = 0;
     for (path, item) in spec["paths"].as_object().unwrap() {

@@ -1,4 +1,4 @@
-//! SPEC §10: database outages, SIGKILL, SIGTERM, cleanup.
+//! Reliability (README "Choices", reliability): database outages, SIGKILL, SIGTERM, cleanup.
 
 use std::{
     sync::{

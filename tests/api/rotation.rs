@@ -1,11 +1,11 @@
-//! Refresh-token rotation, SPEC §4 rules 1–4.
+//! Refresh-token rotation, the README's "Tokens" rules 1–4.
 
-use std::{collections::HashSet, time::Duration};
+use std::collections::HashSet;
 
 use serde_json::Value;
 
 use crate::{
-    helpers::{Backend, Options, assert_problem, spawn_app, spawn_with},
+    helpers::{Backend, Options, assert_problem, spawn_app, spawn_with, spawn_with_clock},
     on_both_backends,
 };
 
@@ -47,11 +47,11 @@ async fn retry_inside_grace_window_returns_the_same_successor(backend: Backend) 
 on_both_backends!(retry_inside_grace_window_returns_the_same_successor);
 
 async fn reuse_after_grace_window_revokes_the_session(backend: Backend) {
-    let app = spawn_with(Options::backend(backend).env("LATCHKEY_REFRESH_GRACE_SECS", 1)).await;
+    let app = spawn_with_clock(Options::backend(backend).env("LATCHKEY_REFRESH_GRACE_SECS", 1)).await;
     let first = app.new_session().await;
     let successor: Value = app.refresh(&rt(&first)).await.json().await.unwrap();
 
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    app.advance(chrono::Duration::seconds(2));
     assert_problem(app.refresh(&rt(&first)).await, 401, "refresh_token_reused").await;
 
     // The whole family is dead: the successor and the session's access token.
@@ -110,28 +110,32 @@ async fn rotation_is_atomic_across_two_instances() {
 
 #[tokio::test]
 async fn sessions_end_at_their_absolute_cap() {
-    let app = spawn_with(Options::default().env("LATCHKEY_SESSION_MAX_AGE_SECS", 3)).await;
+    let app = spawn_with_clock(Options::default().env("LATCHKEY_SESSION_MAX_AGE_SECS", 3)).await;
     let first = app.new_session().await;
     assert!(first["refresh_expires_in"].as_u64().unwrap() <= 3, "capped by the session: {first}");
+    app.advance(chrono::Duration::seconds(2));
     let second: Value = app.refresh(&rt(&first)).await.json().await.unwrap();
-    assert!(second["refresh_expires_in"].as_u64().unwrap() <= 3);
+    assert!(second["refresh_expires_in"].as_u64().unwrap() <= 1, "the cap does not slide: {second}");
 
-    tokio::time::sleep(Duration::from_millis(3500)).await;
+    app.advance(chrono::Duration::seconds(2));
     assert_problem(app.refresh(&rt(&second)).await, 401, "invalid_refresh_token").await;
 }
 
 #[tokio::test]
 async fn refresh_expiry_slides_with_each_rotation() {
-    let app = spawn_with(Options::default().env("LATCHKEY_REFRESH_TOKEN_TTL_SECS", 5)).await;
+    let app = spawn_with_clock(Options::default().env("LATCHKEY_REFRESH_TOKEN_TTL_SECS", 5)).await;
     let mut tokens = app.new_session().await;
-    // Three rotations spread over ~6 s: past the first token's 5 s life.
+    // Three rotations spread over 12 s: well past the first token's 5 s life.
     for _ in 0..3 {
-        tokio::time::sleep(Duration::from_secs(2)).await;
+        app.advance(chrono::Duration::seconds(4));
         let resp = app.refresh(&rt(&tokens)).await;
         assert_eq!(resp.status(), 200);
         tokens = resp.json().await.unwrap();
         assert!(tokens["refresh_expires_in"].as_u64().unwrap() >= 4);
     }
+    // Without a rotation for longer than its life, the last one expires.
+    app.advance(chrono::Duration::seconds(6));
+    assert_problem(app.refresh(&rt(&tokens)).await, 401, "invalid_refresh_token").await;
 }
 
 #[tokio::test]
