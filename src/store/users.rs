@@ -70,10 +70,7 @@ pub async fn mark_verified(db: &impl ConnectionTrait, id: Uuid, now: DateTime<Ut
 }
 
 pub async fn set_password(db: &impl ConnectionTrait, id: Uuid, hash: String, now: DateTime<Utc>) -> Result<(), DbErr> {
-    stamped(id, now)
-        .col_expr(user::Column::PasswordHash, Expr::value(hash))
-        .exec(db)
-        .await?;
+    stamped(id, now).col_expr(user::Column::PasswordHash, Expr::value(hash)).exec(db).await?;
     Ok(())
 }
 
