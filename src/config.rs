@@ -195,6 +195,11 @@ pub struct Tokens {
     pub refresh_grace_secs: u64,
     /// Clock skew tolerated on `exp`/`nbf`; at most 60 s.
     pub clock_leeway_secs: u64,
+    /// How long a resource server may cache a status list (its `ttl`).
+    pub status_list_ttl_secs: u64,
+    /// Slots (bits) per status list; a list is served at this size from the
+    /// start and takes new sessions until half of them are taken.
+    pub status_list_size: u32,
 }
 
 impl Default for Tokens {
@@ -210,6 +215,8 @@ impl Default for Tokens {
             session_max_age_secs: 30 * 24 * 3600,
             refresh_grace_secs: 10,
             clock_leeway_secs: 60,
+            status_list_ttl_secs: 30,
+            status_list_size: 1 << 20,
         }
     }
 }
@@ -224,7 +231,11 @@ impl Tokens {
             ("LATCHKEY_REFRESH_TOKEN_TTL_SECS", self.refresh_token_ttl_secs),
             ("LATCHKEY_SESSION_MAX_AGE_SECS", self.session_max_age_secs),
             ("LATCHKEY_KEYS_RELOAD_MS", self.keys_reload_ms),
+            ("LATCHKEY_STATUS_LIST_TTL_SECS", self.status_list_ttl_secs),
         ])?;
+        if self.status_list_size < 64 || self.status_list_size > 1 << 24 || !self.status_list_size.is_multiple_of(8) {
+            return Err(invalid("LATCHKEY_STATUS_LIST_SIZE", "must be a multiple of 8 from 64 to 16777216"));
+        }
         if self.clock_leeway_secs > 60 {
             return Err(invalid("LATCHKEY_CLOCK_LEEWAY_SECS", "must be at most 60"));
         }

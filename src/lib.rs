@@ -27,6 +27,7 @@ mod secret;
 mod session;
 mod startup;
 mod state;
+mod status_lists;
 mod store;
 mod token;
 

@@ -15,6 +15,7 @@ use crate::{
     oidc::{OidcProvider, redirect::AllowList},
     password::PasswordHasher,
     state::State,
+    status_lists::StatusLists,
     store,
     token::{
         KeyRing,
@@ -107,7 +108,9 @@ async fn build_state(config: Config, redirects: AllowList, clock: Arc<dyn Clock>
         let callback = config.google.redirect_uri(&issuer);
         tracing::info!("sign in with Google: issuer {}, callback {callback}", config.google.google_issuer);
     }
+    let status_lists = StatusLists::new(issuer, config.tokens.status_list_ttl_secs);
     Ok(AppState::new(State {
+        status_lists,
         config,
         db,
         keys: Arc::new(ArcSwap::from_pointee(ring)),
@@ -195,8 +198,9 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Runn
     let cleanup_every = Duration::from_secs(state.config.server.cleanup_interval_secs);
     let background = vec![
         keyring::spawn_reloader(state.keys.clone(), keys_dir, reload_every),
-        store::cleanup::spawn(state.db.clone(), state.clock.clone(), cleanup_every),
+        store::cleanup::spawn(state.db.clone(), state.clock.clone(), cleanup_every, retire_after(&state.config)),
         mail::worker::spawn(state.clone(), mailer),
+        spawn_status_lists(state.clone()),
     ];
 
     let listener = tokio::net::TcpListener::bind(bind).await.with_context(|| format!("binding {bind}"))?;
@@ -220,6 +224,27 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Runn
         .await
     });
     Ok(Running { addr, stop, serving, background })
+}
+
+/// A status list is retired this long after it closed: every session that
+/// took a slot of it has passed its cap, and its last access token expired.
+fn retire_after(config: &Config) -> chrono::Duration {
+    let t = &config.tokens;
+    chrono::Duration::seconds((t.session_max_age_secs + t.access_token_ttl_secs + t.clock_leeway_secs) as i64)
+}
+
+/// Keeps this instance's status lists in step with the database, every second.
+fn spawn_status_lists(state: AppState) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(e) = state.status_lists.refresh(&state.db, &state.keys.load(), state.clock.now()).await {
+                tracing::warn!(error = format!("{e:#}"), "status lists: cannot refresh; serving the last built");
+            }
+        }
+    })
 }
 
 /// File descriptors kept for everything but client connections: the

@@ -39,6 +39,8 @@ pub struct State {
     pub browser: Arc<crate::browser::Browser>,
     /// Where a provider sign-in may send the browser back to.
     pub redirects: crate::oidc::redirect::AllowList,
+    /// The status lists this instance serves.
+    pub status_lists: crate::status_lists::StatusLists,
     /// What time it is: the system's, or a test's.
     pub clock: Arc<dyn crate::clock::Clock>,
 }

@@ -13,4 +13,6 @@ pub mod refresh_token;
 pub mod security_event;
 pub mod session;
 pub mod signup_attempt;
+pub mod status_list;
+pub mod status_slot;
 pub mod user;

@@ -13,6 +13,9 @@ pub struct Model {
     pub method: String,
     pub ip: Option<String>,
     pub user_agent: Option<String>,
+    /// The status-list slot of the session: its bit is set when it ends.
+    pub status_list_id: Option<Uuid>,
+    pub status_idx: Option<i32>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

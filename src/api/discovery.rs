@@ -8,8 +8,11 @@ use poem_openapi::{
     types::Type,
 };
 
-use super::ApiTags;
-use crate::{AppState, token::jwks::JwkSet};
+use super::{ApiError, ApiTags};
+use crate::{
+    AppState,
+    token::{jwks::JwkSet, status::STATUS_LIST_MEDIA_TYPE},
+};
 
 #[derive(Default)]
 pub struct DiscoveryApi;
@@ -49,6 +52,64 @@ pub enum JwksResponse {
     NotModified(#[oai(header = "ETag")] String, #[oai(header = "Cache-Control")] String),
 }
 
+/// A Status List Token (draft-ietf-oauth-status-list-20), as signed.
+pub struct StatusListBody(Bytes);
+
+impl Payload for StatusListBody {
+    const CONTENT_TYPE: &'static str = STATUS_LIST_MEDIA_TYPE;
+
+    fn schema_ref() -> MetaSchemaRef {
+        String::schema_ref()
+    }
+}
+
+impl IntoResponse for StatusListBody {
+    fn into_response(self) -> Response {
+        Response::builder().content_type(Self::CONTENT_TYPE).body(self.0)
+    }
+}
+
+#[derive(ApiResponse)]
+pub enum StatusListResponse {
+    /// The list: a JWS (`typ` `statuslist+jwt`) signed by the active key of
+    /// the JWKS, `sub` this URL; bit `idx` of `status_list.lst` is 1 once the
+    /// session of the tokens naming `idx` has ended. Cache it for `ttl`.
+    #[oai(status = 200)]
+    Ok(StatusListBody, #[oai(header = "ETag")] String, #[oai(header = "Cache-Control")] String),
+    /// The list has not changed since the ETag given in `If-None-Match`.
+    #[oai(status = 304)]
+    NotModified(#[oai(header = "ETag")] String, #[oai(header = "Cache-Control")] String),
+}
+
+/// Every status list a valid access token may name (Status List Aggregation).
+#[derive(Debug, Object)]
+pub struct StatusListAggregation {
+    pub status_lists: Vec<String>,
+}
+
+/// A status list, or 304 when `if_none_match` names the current one. Also
+/// served ahead of the middleware stack (see `api::app`).
+pub async fn status_list(
+    state: &AppState,
+    id: uuid::Uuid,
+    if_none_match: Option<&str>,
+) -> Result<StatusListResponse, ApiError> {
+    let lists = &state.status_lists;
+    let served = lists
+        .get_or_load(&state.db, &state.keys.load(), id, state.clock.now())
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(ApiError::no_status_list)?;
+    // No longer than `ttl`: an HTTP cache in front of a resource server adds its own age.
+    let cache_control = format!("public, max-age={}", lists.ttl_secs());
+    let matches = if_none_match.is_some_and(|v| v.split(',').any(|t| t.trim() == served.etag || t.trim() == "*"));
+    Ok(if matches {
+        StatusListResponse::NotModified(served.etag.clone(), cache_control)
+    } else {
+        StatusListResponse::Ok(StatusListBody(served.jwt.clone()), served.etag.clone(), cache_control)
+    })
+}
+
 /// OpenID Provider metadata, for libraries and gateways configured with the issuer URL alone.
 #[derive(Debug, Object)]
 pub struct OpenIdConfiguration {
@@ -70,6 +131,8 @@ pub struct OpenIdConfiguration {
     pub id_token_signing_alg_values_supported: Vec<String>,
     /// `none`: clients are public (SPAs); no client secret is sent.
     pub token_endpoint_auth_methods_supported: Vec<String>,
+    /// Lists every status list a valid access token may name.
+    pub status_list_aggregation_endpoint: String,
 }
 
 /// The key set, or 304 when `if_none_match` names the current one. Also
@@ -103,6 +166,38 @@ impl DiscoveryApi {
         jwks(&state, if_none_match.0.as_deref())
     }
 
+    /// A status list
+    ///
+    /// The Token Status List named by the `status.status_list.uri` of access
+    /// tokens (draft-ietf-oauth-status-list-20): no authentication. Verify it
+    /// with the JWKS like an access token, but with `typ` `statuslist+jwt` and
+    /// `sub` equal to the URL fetched; cache it for its `ttl`; refuse a token
+    /// whose bit is 1, or whose `idx` is beyond the list. Errors: 404
+    /// `status_list_not_found`; 400 `malformed_request` (not a list id).
+    #[oai(path = "/v1/status-lists/:id", method = "get", operation_id = "getStatusList")]
+    async fn status_list(
+        &self,
+        state: poem::web::Data<&AppState>,
+        /// The list's id, as in the token's `uri`.
+        id: poem_openapi::param::Path<uuid::Uuid>,
+        /// The `ETag` of a copy you hold; a match answers 304.
+        #[oai(name = "If-None-Match")]
+        if_none_match: Header<Option<String>>,
+    ) -> Result<StatusListResponse, ApiError> {
+        status_list(&state, id.0, if_none_match.0.as_deref()).await
+    }
+
+    /// Every status list
+    ///
+    /// Status List Aggregation (draft-ietf-oauth-status-list-20 §9): the URI
+    /// of every list a valid access token may name, for resource servers that
+    /// fetch them ahead of time.
+    #[oai(path = "/v1/status-lists", method = "get", operation_id = "listStatusLists")]
+    async fn status_lists(&self, state: poem::web::Data<&AppState>) -> Result<Json<StatusListAggregation>, ApiError> {
+        let status_lists = state.status_lists.all_uris(&state.db).await.map_err(ApiError::internal)?;
+        Ok(Json(StatusListAggregation { status_lists }))
+    }
+
     /// OpenID Provider metadata
     ///
     /// Discovery document pointing at the JWKS and the token endpoints.
@@ -116,6 +211,7 @@ impl DiscoveryApi {
             jwks_uri: format!("{issuer}/.well-known/jwks.json"),
             token_endpoint: format!("{issuer}/v1/auth/refresh"),
             revocation_endpoint: format!("{issuer}/v1/auth/revoke"),
+            status_list_aggregation_endpoint: format!("{issuer}/v1/status-lists"),
             issuer,
             grant_types_supported: vec!["refresh_token".into()],
             response_types_supported: vec!["none".into()],

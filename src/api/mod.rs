@@ -155,22 +155,39 @@ impl<F: Fn() -> E + Send + Sync, E: Endpoint> Endpoint for OnFirstUse<F, E> {
     }
 }
 
-/// `GET /.well-known/jwks.json` is fetched by every verifier of every
-/// service: it is answered here, before routing and the middleware it does
-/// not need (body limits, cookies), with the handler the OpenAPI operation
-/// uses, so the two cannot differ.
+/// Where the status lists are served (`<this><id>`).
+const STATUS_LISTS: &str = "/v1/status-lists/";
+
+/// `GET /.well-known/jwks.json` and the status lists are fetched by every
+/// verifier of every service: they are answered here, before routing and the
+/// middleware they do not need (body limits, cookies), with the handlers the
+/// OpenAPI operations use, so the two cannot differ.
 async fn serve_jwks_first<E: Endpoint>(
     ep: std::sync::Arc<E>,
     req: poem::Request,
     state: AppState,
 ) -> poem::Result<poem::Response> {
     use poem::IntoResponse;
-    if req.method() != poem::http::Method::GET || req.uri().path() != "/.well-known/jwks.json" {
+    let path = req.uri().path();
+    let first = path == "/.well-known/jwks.json" || path.starts_with(STATUS_LISTS);
+    if req.method() != poem::http::Method::GET || !first {
         return ep.call(req).await.map(IntoResponse::into_response);
     }
     let header = |name| req.headers().get(name);
     let if_none_match = header(poem::http::header::IF_NONE_MATCH).and_then(|v| v.to_str().ok());
-    let mut resp = discovery::jwks(&state, if_none_match).into_response();
+    let mut resp = match req.uri().path() {
+        "/.well-known/jwks.json" => discovery::jwks(&state, if_none_match).into_response(),
+        path => {
+            let id = path.strip_prefix(STATUS_LISTS).and_then(|id| uuid::Uuid::parse_str(id).ok());
+            let Some(id) = id else {
+                return ep.call(req).await.map(IntoResponse::into_response);
+            };
+            match discovery::status_list(&state, id, if_none_match).await {
+                Ok(answer) => answer.into_response(),
+                Err(problem) => problem.into_response(),
+            }
+        }
+    };
     crate::browser::cors::decorate(&mut resp, &state.browser, header(poem::http::header::ORIGIN), req.uri().path());
     Ok(resp)
 }

@@ -124,6 +124,11 @@ impl ApiError {
         Self::unauthorized("invalid_token", "The session of this token has ended.")
     }
 
+    /// No status list with this id (never made, or retired).
+    pub fn no_status_list() -> Self {
+        Self::not_found("status_list_not_found", "No status list with this id.")
+    }
+
     /// A refresh or CSRF request with no refresh token in the body or the cookie.
     pub fn no_refresh_token() -> Self {
         Self::unauthorized("invalid_refresh_token", "No refresh token: send it in the body, or the refresh cookie.")

@@ -94,6 +94,8 @@ pub async fn delete(
     let txn = state.db.begin().await?;
     events::delete_all(&txn, account.id).await?;
     store::outbox::discard_for(&txn, &account.email_key).await?;
+    // The sessions go with the user; their status bits stay, set.
+    store::status::invalidate(&txn, account.id, false).await?;
     store::users::delete(&txn, account.id).await?;
     events::record(&txn, account.id, None, events::kind::ACCOUNT_DELETED, client.origin(), now).await?;
     txn.commit().await?;

@@ -1,6 +1,6 @@
 //! CORS: credentialed access for `LATCHKEY_CORS_ORIGINS` only. Any other
 //! origin gets no CORS headers (its scripts cannot read the answer) and its
-//! preflights are refused. The discovery documents (`/.well-known/…`) are
+//! preflights are refused. The discovery documents (`/.well-known/…`) and the status lists are
 //! public keys and metadata: any origin may read them, without credentials.
 
 use std::sync::Arc;
@@ -29,7 +29,7 @@ enum Access {
 fn access(browser: &Browser, origin: &HeaderValue, path: &str) -> Access {
     match origin.to_str() {
         Ok(o) if browser.cors_origins.iter().any(|allowed| allowed == o) => Access::Credentialed,
-        _ if path.starts_with("/.well-known/") => Access::Public,
+        _ if path.starts_with("/.well-known/") || path.starts_with("/v1/status-lists") => Access::Public,
         _ => Access::Denied,
     }
 }

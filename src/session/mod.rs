@@ -21,6 +21,7 @@ use crate::{
         events,
         rotation::{self, Rotation, SessionView},
         sessions::{self, NewSession},
+        status,
     },
     token::{RefreshToken, access},
 };
@@ -74,7 +75,10 @@ pub async fn start_in(
     let session_expires_at = now + Duration::seconds(config.tokens.session_max_age_secs as i64);
     let token_expires_at =
         (now + Duration::seconds(config.tokens.refresh_token_ttl_secs as i64)).min(session_expires_at);
+    let session_id = uuid::Uuid::now_v7();
+    let status = status::allocate(db, session_id, config.tokens.status_list_size, now).await?;
     let new = NewSession {
+        id: session_id,
         user_id: user.id,
         method: method.into(),
         ip: client.ip,
@@ -82,14 +86,16 @@ pub async fn start_in(
         expires_at: session_expires_at,
         token_hash: token.hash(),
         token_expires_at,
+        status,
     };
-    let session_id = sessions::create(db, new, now).await?;
+    sessions::create(db, new, now).await?;
     let view = SessionView {
         session_id,
         user_id: user.id,
         method: method.into(),
         email: user.email.clone(),
         email_verified: user.email_verified_at.is_some(),
+        status: Some(status),
     };
     Ok(issue(state, &view, &token, token_expires_at, now)?)
 }
@@ -109,7 +115,8 @@ pub async fn refresh(state: &AppState, presented: &str, client: &ClientInfo) -> 
         successor_expires_at: now + Duration::seconds(state.config.tokens.refresh_token_ttl_secs as i64),
     };
     if let Some(rotated) = rotation::rotate(&state.db, rotation).await? {
-        return Ok(issue(state, &rotated.session, &successor, rotated.successor_expires_at, now)?);
+        let session = with_slot(state, rotated.session, now).await?;
+        return Ok(issue(state, &session, &successor, rotated.successor_expires_at, now)?);
     }
 
     // Slow path: tell a retry inside the grace window from a reuse.
@@ -126,7 +133,10 @@ pub async fn refresh(state: &AppState, presented: &str, client: &ClientInfo) -> 
     let grace = Duration::seconds(state.config.tokens.refresh_grace_secs as i64);
     let s = &inspected.session;
     match retry::judge(seen, now, grace) {
-        Verdict::Retry { successor_expires_at } => Ok(issue(state, s, &successor, successor_expires_at, now)?),
+        Verdict::Retry { successor_expires_at } => {
+            let session = with_slot(state, s.clone(), now).await?;
+            Ok(issue(state, &session, &successor, successor_expires_at, now)?)
+        }
         Verdict::Invalid => Err(RefreshError::Invalid),
         Verdict::Reuse => {
             let kind = events::kind::REFRESH_TOKEN_REUSED;
@@ -135,6 +145,17 @@ pub async fn refresh(state: &AppState, presented: &str, client: &ClientInfo) -> 
             Err(RefreshError::Reused)
         }
     }
+}
+
+/// A session opened before status lists takes its slot at its first
+/// refresh, so its tokens carry the `status` claim from then on.
+async fn with_slot(state: &AppState, mut session: SessionView, now: DateTime<Utc>) -> Result<SessionView, Fault> {
+    if session.status.is_none() {
+        let size = state.config.tokens.status_list_size;
+        let slot = status::allocate(&state.db, session.session_id, size, now).await?;
+        session.status = sessions::set_slot(&state.db, session.session_id, slot).await?;
+    }
+    Ok(session)
 }
 
 /// Ends the signed-in user's session.
@@ -183,6 +204,7 @@ fn issue(
         email: session.email.clone(),
         email_verified: session.email_verified,
         method: session.method.clone(),
+        status: session.status,
     };
     let access_token = access::issue(&state.keys.load(), &state.tokens, &subject, now)?;
     Ok(IssuedTokens {

@@ -41,13 +41,16 @@ pub fn spawn(
     db: sea_orm::DatabaseConnection,
     clock: std::sync::Arc<dyn crate::clock::Clock>,
     every: std::time::Duration,
+    retire_status_lists_after: chrono::Duration,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            match purge_expired(&db, clock.now()).await {
+            let now = clock.now();
+            let retired = super::status::retire(&db, now - retire_status_lists_after).await;
+            match purge_expired(&db, now).await.and_then(|n| Ok(n + retired?)) {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(rows = n, "expired tokens and sessions removed"),
                 Err(e) => tracing::warn!(error = %e, "cleanup failed; will retry"),

@@ -11,6 +11,7 @@ pub mod rate_limits;
 pub mod rotation;
 pub mod sessions;
 pub mod signup_attempts;
+pub mod status;
 pub mod users;
 
 use std::time::Duration;

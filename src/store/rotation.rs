@@ -19,6 +19,8 @@ pub struct SessionView {
     pub method: String,
     pub email: String,
     pub email_verified: bool,
+    /// The session's status-list slot (none for a session older than status lists).
+    pub status: Option<super::status::Slot>,
 }
 
 impl SessionView {
@@ -29,7 +31,16 @@ impl SessionView {
             method: session.method,
             email: owner.email,
             email_verified: owner.email_verified_at.is_some(),
+            status: slot(session.status_list_id, session.status_idx),
         }
+    }
+}
+
+/// The slot of a session row's two columns.
+pub fn slot(list_id: Option<Uuid>, idx: Option<i32>) -> Option<super::status::Slot> {
+    match (list_id, idx) {
+        (Some(list_id), Some(idx)) => Some(super::status::Slot { list_id, idx: idx as u32 }),
+        _ => None,
     }
 }
 
@@ -77,14 +88,16 @@ WITH old AS (
     UPDATE sessions SET last_refreshed_at = $2
     FROM old
     WHERE sessions.id = old.session_id AND sessions.revoked_at IS NULL AND sessions.expires_at > $2
-    RETURNING sessions.id, sessions.user_id, sessions.method, sessions.expires_at
+    RETURNING sessions.id, sessions.user_id, sessions.method, sessions.expires_at,
+              sessions.status_list_id, sessions.status_idx
 ), ins AS (
     INSERT INTO refresh_tokens (hash, session_id, issued_at, expires_at)
     SELECT $3, sess.id, $2, LEAST($4, sess.expires_at) FROM sess
     RETURNING expires_at
 )
 SELECT sess.id AS session_id, sess.user_id, sess.method, ins.expires_at,
-       users.email, users.email_verified_at IS NOT NULL AS email_verified
+       users.email, users.email_verified_at IS NOT NULL AS email_verified,
+       sess.status_list_id, sess.status_idx
 FROM sess CROSS JOIN ins JOIN users ON users.id = sess.user_id
 "#;
 
@@ -104,6 +117,7 @@ async fn rotate_postgres(db: &DatabaseConnection, r: Rotation<'_>) -> Result<Opt
             method: row.try_get("", "method")?,
             email: row.try_get("", "email")?,
             email_verified: row.try_get("", "email_verified")?,
+            status: slot(row.try_get("", "status_list_id")?, row.try_get("", "status_idx")?),
         },
         successor_expires_at: row.try_get("", "expires_at")?,
     }))

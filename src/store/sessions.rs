@@ -10,6 +10,7 @@ use super::events;
 
 /// A session to open, with its first refresh token.
 pub struct NewSession {
+    pub id: Uuid,
     pub user_id: Uuid,
     pub method: String,
     pub ip: Option<String>,
@@ -17,14 +18,17 @@ pub struct NewSession {
     pub expires_at: DateTime<Utc>,
     pub token_hash: Vec<u8>,
     pub token_expires_at: DateTime<Utc>,
+    /// Its status-list slot, taken beforehand (`status::allocate`).
+    pub status: super::status::Slot,
 }
 
 /// The session, its first refresh token and the login event as one
 /// statement: a login's writes in one round trip instead of five.
 const CREATE_SQL: &str = r#"
 WITH new_session AS (
-    INSERT INTO sessions (id, user_id, created_at, last_refreshed_at, expires_at, method, ip, user_agent)
-    VALUES ($1, $2, $3, $3, $4, $5, $6, $7)
+    INSERT INTO sessions (id, user_id, created_at, last_refreshed_at, expires_at, method, ip, user_agent,
+                          status_list_id, status_idx)
+    VALUES ($1, $2, $3, $3, $4, $5, $6, $7, $12, $13)
 ), first_token AS (
     INSERT INTO refresh_tokens (hash, session_id, issued_at, expires_at)
     VALUES ($8, $1, $3, $9)
@@ -40,7 +44,7 @@ pub async fn create(
     new: NewSession,
     now: DateTime<Utc>,
 ) -> Result<Uuid, DbErr> {
-    let id = Uuid::now_v7();
+    let id = new.id;
     if db.get_database_backend() == DbBackend::Postgres {
         let values = [
             id.into(),
@@ -54,6 +58,8 @@ pub async fn create(
             new.token_expires_at.into(),
             Uuid::now_v7().into(),
             events::kind::LOGIN.into(),
+            new.status.list_id.into(),
+            (new.status.idx as i32).into(),
         ];
         db.execute_raw(Statement::from_sql_and_values(DbBackend::Postgres, CREATE_SQL, values)).await?;
         return Ok(id);
@@ -69,6 +75,8 @@ pub async fn create(
         method: Set(new.method),
         ip: Set(new.ip.clone()),
         user_agent: Set(new.user_agent.clone()),
+        status_list_id: Set(Some(new.status.list_id)),
+        status_idx: Set(Some(new.status.idx as i32)),
     })
     .exec_without_returning(&txn)
     .await?;
@@ -86,6 +94,24 @@ pub async fn create(
     events::record(&txn, new.user_id, Some(id), events::kind::LOGIN, origin, now).await?;
     txn.commit().await?;
     Ok(id)
+}
+
+/// Gives a session opened before status lists its slot, unless a racing
+/// refresh did; returns the slot it has now.
+pub async fn set_slot(
+    db: &impl ConnectionTrait,
+    id: Uuid,
+    slot: super::status::Slot,
+) -> Result<Option<super::status::Slot>, DbErr> {
+    session::Entity::update_many()
+        .col_expr(session::Column::StatusListId, Expr::value(slot.list_id))
+        .col_expr(session::Column::StatusIdx, Expr::value(slot.idx as i32))
+        .filter(session::Column::Id.eq(id))
+        .filter(session::Column::StatusListId.is_null())
+        .exec(db)
+        .await?;
+    let row = session::Entity::find_by_id(id).one(db).await?;
+    Ok(row.and_then(|s| super::rotation::slot(s.status_list_id, s.status_idx)))
 }
 
 /// A session that is neither revoked nor past its cap.
@@ -126,13 +152,15 @@ pub async fn revoke(
         .rows_affected
         == 1;
     if revoked {
+        super::status::invalidate(&txn, user_id, true).await?;
         events::record(&txn, user_id, Some(session_id), event, origin, now).await?;
     }
     txn.commit().await?;
     Ok(revoked)
 }
 
-/// Revokes every live session of `user_id` but `except`; returns how many.
+/// Revokes every live session of `user_id` but `except`, setting their
+/// status bits; returns how many. Call it inside the caller's transaction.
 pub async fn revoke_all(
     db: &impl ConnectionTrait,
     user_id: Uuid,
@@ -146,7 +174,11 @@ pub async fn revoke_all(
     if let Some(keep) = except {
         update = update.filter(session::Column::Id.ne(keep));
     }
-    Ok(update.exec(db).await?.rows_affected)
+    let ended = update.exec(db).await?.rows_affected;
+    if ended > 0 {
+        super::status::invalidate(db, user_id, true).await?;
+    }
+    Ok(ended)
 }
 
 /// The live sessions of `user_id`, newest first.

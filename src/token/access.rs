@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::keyring::KeyRing;
+use crate::store::status::Slot;
 
 pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
 
@@ -25,6 +26,8 @@ pub struct AccessClaims {
     pub email: String,
     pub email_verified: bool,
     pub amr: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<StatusClaim>,
 }
 
 /// Who a token is for, and the session it belongs to.
@@ -35,6 +38,26 @@ pub struct Subject {
     pub email: String,
     pub email_verified: bool,
     pub method: String,
+    /// The session's status-list slot.
+    pub status: Option<Slot>,
+}
+
+/// The `status` claim (Token Status List): where a resource server looks up
+/// whether the token's session has ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusClaim {
+    pub status_list: StatusListReference,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusListReference {
+    pub idx: u32,
+    pub uri: String,
+}
+
+/// The URI of a status list: `<issuer>/v1/status-lists/<id>`.
+pub fn status_list_uri(issuer: &str, list_id: Uuid) -> String {
+    format!("{issuer}/v1/status-lists/{list_id}")
 }
 
 /// What is needed to issue and check tokens, from the configuration.
@@ -90,6 +113,9 @@ pub fn issue(
         email: subject.email.clone(),
         email_verified: subject.email_verified,
         amr: vec![subject.method.clone()],
+        status: subject.status.map(|slot| StatusClaim {
+            status_list: StatusListReference { idx: slot.idx, uri: status_list_uri(&settings.issuer, slot.list_id) },
+        }),
     };
     Ok(encode(&header, &claims, &key.encoding)?)
 }

@@ -9,6 +9,7 @@ pub mod link;
 pub mod opaque;
 pub mod provider;
 pub mod refresh;
+pub mod status;
 pub mod verified;
 
 pub use access::{AccessClaims, AccessTokenError};

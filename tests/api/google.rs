@@ -96,6 +96,8 @@ async fn a_login_code_works_once_and_its_replay_ends_the_session() {
     // Someone else held the code: the session it opened is over.
     assert_problem(app.refresh(tokens["refresh_token"].as_str().unwrap()).await, 401, "invalid_refresh_token").await;
     assert_eq!(app.me(access(&tokens)).await.status(), 401);
+    // … and every resource server hears of it through the status list.
+    crate::revocation::wait_for_bit(&app, access(&tokens), 1, std::time::Duration::from_secs(5)).await;
 
     for garbage in ["", "lk_oc_short", "not-a-code", &code.replace("lk_oc_", "lk_rt_")] {
         assert_problem(app.oauth_exchange(garbage).await, 400, "invalid_code").await;

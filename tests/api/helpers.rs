@@ -457,6 +457,20 @@ where
     F: Fn(usize, reqwest::Client) -> Fut + Clone + Send + 'static,
     Fut: std::future::Future<Output = reqwest::Response> + Send,
 {
+    burst_with(n, base, move |i, client| {
+        let response = request(i, client);
+        async move { response.await.status().as_u16() }
+    })
+    .await
+}
+
+/// `burst`, keeping whatever `request` makes of each answer.
+pub async fn burst_with<F, Fut, T>(n: usize, base: &str, request: F) -> Vec<T>
+where
+    F: Fn(usize, reqwest::Client) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = T> + Send,
+    T: Send + 'static,
+{
     let barrier = Arc::new(tokio::sync::Barrier::new(n));
     let tasks: Vec<_> = (0..n)
         .map(|i| {
@@ -470,15 +484,15 @@ where
                 // The connection is open before the barrier falls.
                 client.get(format!("{base}/healthz")).send().await.expect("warm-up request");
                 barrier.wait().await;
-                request(i, client).await.status().as_u16()
+                request(i, client).await
             })
         })
         .collect();
-    let mut statuses = Vec::with_capacity(n);
+    let mut answers = Vec::with_capacity(n);
     for task in tasks {
-        statuses.push(task.await.expect("burst task"));
+        answers.push(task.await.expect("burst task"));
     }
-    statuses
+    answers
 }
 
 /// How many of `statuses` are `status`.

@@ -19,6 +19,7 @@ mod integrations;
 mod mail;
 mod openapi;
 mod reliability;
+mod revocation;
 mod rotation;
 mod signup_login;
 mod tokens;
