@@ -8,7 +8,7 @@ use crate::load::{Client, request};
 
 /// Sends the same GET again and again.
 pub struct Getter {
-    pub path: &'static str,
+    pub path: String,
     pub headers: Vec<(&'static str, String)>,
     pub expect: StatusCode,
 }
@@ -16,7 +16,7 @@ pub struct Getter {
 impl Client for Getter {
     fn request(&mut self) -> Request<Full<Bytes>> {
         let headers: Vec<(&str, &str)> = self.headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        request("GET", self.path, None, &headers)
+        request("GET", &self.path, None, &headers)
     }
 
     fn response(&mut self, status: StatusCode, _: &[u8]) -> Result<(), String> {

@@ -14,6 +14,7 @@ mod pg;
 mod procs;
 mod reference;
 mod report;
+mod status;
 
 use std::{
     net::SocketAddr,
@@ -33,6 +34,7 @@ use procs::{Cpu, CpuMeter};
 use report::{Report, Row};
 
 const PASSWORD: &str = "Bench7Tortoise";
+const JWKS: &str = "/.well-known/jwks.json";
 
 #[derive(Debug, Parser)]
 #[command(name = "latchkey-bench", about = "Benchmark latchkey and print one table")]
@@ -49,7 +51,8 @@ struct Args {
     /// Concurrent clients per scenario.
     #[arg(long, default_value_t = 32)]
     clients: usize,
-    /// Run only these scenario groups: jwks, me, refresh, login, mix, pgbench, enumeration.
+    /// Run only these scenario groups: jwks (with the status list), me, refresh, login, mix, pgbench,
+    /// enumeration, revocation (list sizes and propagation; Postgres only).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Extra LATCHKEY_* settings for the server, as NAME=VALUE (for experiments).
@@ -135,20 +138,47 @@ async fn bench(args: Args) -> anyhow::Result<()> {
         // Discovery, against a bare poem server on the same bytes.
         let jwks_path = tmp.path().join("jwks.json").display().to_string();
         let reference = procs::start(&exe, &["__reference", &jwks_path], &[], tmp.path()).await?;
-        let getter = |headers: Vec<(&'static str, String)>, expect| -> Box<dyn Client> {
-            Box::new(Getter { path: "/.well-known/jwks.json", headers, expect })
+        let getter = |path: &str, headers: Vec<(&'static str, String)>, expect| -> Box<dyn Client> {
+            Box::new(Getter { path: path.into(), headers, expect })
         };
-        let plain = || (0..n).map(|_| getter(vec![], StatusCode::OK)).collect::<Vec<_>>();
-        let reference_stats = measure(reference.addr, reference.pid(), plain(), duration).await;
+        let clients = |path: &str, etag: Option<&str>| -> Vec<Box<dyn Client>> {
+            let headers = || etag.map(|e| ("if-none-match", e.to_string())).into_iter().collect();
+            let expect = if etag.is_some() { StatusCode::NOT_MODIFIED } else { StatusCode::OK };
+            (0..n).map(|_| getter(path, headers(), expect)).collect()
+        };
+        let reference_stats = measure(reference.addr, reference.pid(), clients(JWKS, None), duration).await;
         reference.stop().await;
-        let jwks_stats = measure(addr, pid, plain(), duration).await;
-        let conditional = (0..n).map(|_| getter(vec![("if-none-match", etag.clone())], StatusCode::NOT_MODIFIED));
-        let jwks_304 = measure(addr, pid, conditional.collect(), duration).await;
         report.add(Row::new("reference: bare poem, same JWKS bytes", n, reference_stats));
         report.jwks_reference = report.last_rate();
-        report.add(Row::new("GET /.well-known/jwks.json", n, jwks_stats));
-        report.jwks = report.last_rate();
-        report.add(Row::new("GET /.well-known/jwks.json (If-None-Match → 304)", n, jwks_304));
+
+        // The status list next to the JWKS, interleaved as refresh and
+        // pgbench are (JWKS, list, list, JWKS), plain and then revalidated.
+        let list = status::list_path(addr, &users[0]).await?;
+        let first = once(addr, request("GET", &list, None, &[])).await?;
+        let list_etag = first.headers().get("etag").context("a list without an ETag")?.to_str()?.to_string();
+        let half = Duration::from_secs((duration.as_secs() / 2).max(1));
+        for revalidate in [false, true] {
+            let (jwks_etag, list_etag) = if revalidate { (Some(&*etag), Some(&*list_etag)) } else { (None, None) };
+            let j1 = measure(addr, pid, clients(JWKS, jwks_etag), half).await;
+            let l1 = measure(addr, pid, clients(&list, list_etag), half).await;
+            let l2 = measure(addr, pid, clients(&list, list_etag), half).await;
+            let j2 = measure(addr, pid, clients(JWKS, jwks_etag), half).await;
+            let tag = if revalidate { " (If-None-Match → 304)" } else { "" };
+            report.add(Row::new(&format!("GET {JWKS}{tag}"), n, (j1.0.merged(j2.0), j1.1.mean(&j2.1))));
+            let jwks_rate = report.last_rate();
+            report.add(Row::new(
+                &format!("GET /v1/status-lists/{{id}}{tag}"),
+                n,
+                (l1.0.merged(l2.0), l1.1.mean(&l2.1)),
+            ));
+            let rates = [jwks_rate, report.last_rate()];
+            if revalidate {
+                report.status_list_304 = rates;
+            } else {
+                report.jwks = jwks_rate;
+                report.status_list = rates;
+            }
+        }
     }
 
     if args.runs("me") {
@@ -158,7 +188,7 @@ async fn bench(args: Args) -> anyhow::Result<()> {
             let tokens = login(addr, email).await?;
             let bearer = format!("Bearer {}", tokens["access_token"].as_str().unwrap_or_default());
             let headers = vec![("authorization", bearer)];
-            me_clients.push(Box::new(Getter { path: "/v1/users/me", headers, expect: StatusCode::OK }));
+            me_clients.push(Box::new(Getter { path: "/v1/users/me".into(), headers, expect: StatusCode::OK }));
         }
         report.add(Row::new("GET /v1/users/me (bearer)", n, measure(addr, pid, me_clients, duration).await));
         report.me = report.last_rate();
@@ -243,6 +273,12 @@ async fn bench(args: Args) -> anyhow::Result<()> {
     };
     report.idle_rss = idle_rss;
     report.peak_rss = procs::peak_rss_mib(pid);
+
+    // After the memory figures: the seeded lists are held in memory too.
+    let revocation = match db.as_ref().filter(|_| args.runs("revocation")) {
+        Some(db) => Some(revocation(&args, db, &server, &exe, &env, tmp.path()).await?),
+        None => None,
+    };
     server.stop().await;
     drop(db);
 
@@ -250,10 +286,45 @@ async fn bench(args: Args) -> anyhow::Result<()> {
     for timing in timing.iter().flatten() {
         timing.print();
     }
+    if let Some((sizes, propagation)) = &revocation {
+        status::print_sizes(sizes);
+        status::print_propagation(propagation);
+    }
     if args.smoke {
         report.check_smoke()?;
     }
     Ok(())
+}
+
+/// The status lists' sizes with many slots taken, and the time from a
+/// logout on one instance to its bit in the list a second instance serves.
+async fn revocation(
+    args: &Args,
+    db: &pg::BenchDb,
+    server: &procs::Running,
+    exe: &std::path::Path,
+    env: &[(&str, String)],
+    dir: &std::path::Path,
+) -> anyhow::Result<(Vec<status::Size>, Vec<Duration>)> {
+    let list_size = args
+        .settings
+        .iter()
+        .find(|(k, _)| k == "LATCHKEY_STATUS_LIST_SIZE")
+        .map_or(Ok(1 << 20), |(_, v)| v.parse())
+        .context("LATCHKEY_STATUS_LIST_SIZE")?;
+    let cases: &[(u64, u64)] = if args.smoke {
+        &[(10_000, 1)]
+    } else {
+        &[(10_000, 1), (10_000, 10), (100_000, 1), (100_000, 10), (1_000_000, 1), (1_000_000, 10)]
+    };
+    eprintln!("seeding status lists…");
+    let sizes = status::sizes(db, server.addr, list_size, cases).await?;
+    let second = procs::start(exe, &["__latchkey", "serve"], env, dir).await?;
+    signup(server.addr, "revoked@bench.invalid").await?;
+    let rounds = if args.smoke { 3 } else { 30 };
+    let propagation = status::propagation(server.addr, second.addr, "revoked@bench.invalid", rounds).await;
+    second.stop().await;
+    Ok((sizes, propagation?))
 }
 
 /// Latencies of two kinds of request that must not be told apart.
@@ -388,10 +459,7 @@ async fn mixed(
 ) -> anyhow::Result<report::Mixed> {
     let refresh = refreshers(addr, refresh_users).await?;
     let jwks: Vec<Box<dyn Client>> = (0..jwks_clients)
-        .map(|_| {
-            Box::new(Getter { path: "/.well-known/jwks.json", headers: vec![], expect: StatusCode::OK })
-                as Box<dyn Client>
-        })
+        .map(|_| Box::new(Getter { path: JWKS.into(), headers: vec![], expect: StatusCode::OK }) as Box<dyn Client>)
         .collect();
     let logins: Vec<Box<dyn Client>> =
         login_users.iter().map(|e| Box::new(LoggerIn::new(e, PASSWORD)) as Box<dyn Client>).collect();

@@ -9,7 +9,7 @@ pub fn admin_url() -> String {
     std::env::var("LATCHKEY_BENCH_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
 }
 
-fn psql(db: &str, sql: &str) -> anyhow::Result<String> {
+pub fn psql(db: &str, sql: &str) -> anyhow::Result<String> {
     let out = std::process::Command::new("psql")
         .arg(format!("{}/{db}", admin_url()))
         .args(["-v", "ON_ERROR_STOP=1", "-qAtc", sql])
@@ -65,14 +65,16 @@ WITH old AS (
     UPDATE sessions SET last_refreshed_at = now()
     FROM old
     WHERE sessions.id = old.session_id AND sessions.revoked_at IS NULL AND sessions.expires_at > now()
-    RETURNING sessions.id, sessions.user_id, sessions.method, sessions.expires_at
+    RETURNING sessions.id, sessions.user_id, sessions.method, sessions.expires_at,
+              sessions.status_list_id, sessions.status_idx
 ), ins AS (
     INSERT INTO refresh_tokens (hash, session_id, issued_at, expires_at)
     SELECT old.successor_hash, sess.id, now(), LEAST(now() + interval '7 days', sess.expires_at) FROM sess, old
     RETURNING hash, expires_at
 )
 SELECT encode(ins.hash, 'hex') AS cur, sess.id AS session_id, sess.user_id, sess.method, ins.expires_at,
-       users.email, users.email_verified_at IS NOT NULL AS email_verified
+       users.email, users.email_verified_at IS NOT NULL AS email_verified,
+       sess.status_list_id, sess.status_idx
 FROM sess CROSS JOIN ins JOIN users ON users.id = sess.user_id \gset
 "#;
 

@@ -30,6 +30,9 @@ pub struct Report {
     rows: Vec<Row>,
     pub jwks_reference: f64,
     pub jwks: f64,
+    /// JWKS and status list, each pair measured interleaved: plain, then 304.
+    pub status_list: [f64; 2],
+    pub status_list_304: [f64; 2],
     pub me: f64,
     pub refresh: f64,
     pub refresh_p99: f64,
@@ -174,6 +177,12 @@ impl Report {
         }
         let jwks = ratio(self.jwks, self.jwks_reference);
         println!("| JWKS vs bare poem reference | {jwks:.1}% | ≥ 70% | {} |", mark(jwks >= 70.0));
+        for (what, [jwks, list]) in [("", self.status_list), (" (304)", self.status_list_304)] {
+            if jwks > 0.0 {
+                let share = ratio(list, jwks);
+                println!("| status list vs JWKS{what}, same run | {share:.1}% | ≥ 90% | {} |", mark(share >= 90.0));
+            }
+        }
         println!("| GET /v1/users/me | {:.0}/s | ≥ 10000/s | {} |", self.me, mark(self.me >= 10_000.0));
         if let Some([r0, r1, j0, j1]) = self.mixed_p99 {
             let (rr, jr) = (r1 / r0, j1 / j0);

@@ -4,9 +4,12 @@
 //   npm ci && ISSUER=http://127.0.0.1:8080 AUDIENCE=latchkey PORT=8083 npm start
 //
 // jose's createRemoteJWKSet caches the keys from the issuer's jwks_uri and
-// refetches when a token names an unknown key, at most once per cooldown.
+// refetches when a token names an unknown key, at most once per cooldown. A
+// token whose session has ended (logout, revocation …) is refused through the
+// status list it names (status-list.mjs).
 import http from 'node:http';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
+import { StatusLists } from './status-list.mjs';
 
 const issuer = (process.env.ISSUER ?? '').replace(/\/$/, '');
 const audience = process.env.AUDIENCE ?? 'latchkey';
@@ -18,6 +21,8 @@ if (discovery.issuer !== issuer) throw new Error(`the discovery document names a
 const jwks = createRemoteJWKSet(new URL(discovery.jwks_uri), {
   cooldownDuration: Number(process.env.JWKS_COOLDOWN_MS ?? 30_000),
 });
+// How long a verified status list is still used when it cannot be renewed.
+const statusLists = new StatusLists(jwks, { maxStaleMs: Number(process.env.STATUS_LIST_MAX_STALE_SECS ?? 300) * 1000 });
 
 async function verify(token) {
   // jose takes the algorithm from the key the kid selects and refuses `none`.
@@ -26,8 +31,9 @@ async function verify(token) {
     audience,
     typ: 'at+jwt',
     clockTolerance: 60,
-    requiredClaims: ['exp', 'sub'],
+    requiredClaims: ['exp', 'sub', 'status'],
   });
+  if (await statusLists.revoked(payload.status.status_list)) throw new Error('the session has ended');
   return payload;
 }
 

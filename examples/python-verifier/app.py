@@ -6,7 +6,9 @@ configured with nothing but the issuer URL and the audience:
 
 PyJWKClient fetches the keys from the issuer's `jwks_uri`, caches them, and
 fetches again when a token names a key it does not know (after a rotation),
-at most once per cooldown, so made-up `kid`s cannot flood the issuer.
+at most once per cooldown, so made-up `kid`s cannot flood the issuer. A token
+whose session has ended (logout, revocation …) is refused through the status
+list it names (`status_list.py`).
 """
 
 import json
@@ -16,6 +18,8 @@ import urllib.request
 import jwt
 from fastapi import Depends, FastAPI, HTTPException
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from status_list import StatusLists, StatusUnknown
 
 ISSUER = os.environ["ISSUER"].rstrip("/")
 AUDIENCE = os.environ.get("AUDIENCE", "latchkey")
@@ -32,6 +36,8 @@ jwks = jwt.PyJWKClient(
     timeout=5,
     cooldown_duration=int(os.environ.get("JWKS_COOLDOWN_MS", "30000")) / 1000,
 )
+# How long a verified status list is still used when it cannot be renewed.
+status_lists = StatusLists(jwks, max_stale=float(os.environ.get("STATUS_LIST_MAX_STALE_SECS", "300")))
 bearer = HTTPBearer(auto_error=False)
 app = FastAPI(title="python-verifier")
 
@@ -50,16 +56,19 @@ def access_claims(credentials: HTTPAuthorizationCredentials | None = Depends(bea
             raise invalid_token()
         key = jwks.get_signing_key_from_jwt(token)
         # One algorithm: the one the key was published with, never the header's choice.
-        return jwt.decode(
+        claims = jwt.decode(
             token,
             key.key,
             algorithms=[key.algorithm_name],
             audience=AUDIENCE,
             issuer=ISSUER,
             leeway=60,
-            options={"require": ["exp", "iss", "aud", "sub"]},
+            options={"require": ["exp", "iss", "aud", "sub", "status"]},
         )
-    except (jwt.PyJWTError, jwt.PyJWKClientError) as error:
+        if status_lists.revoked(claims["status"]["status_list"]):
+            raise StatusUnknown("the session has ended")
+        return claims
+    except (jwt.PyJWTError, jwt.PyJWKClientError, StatusUnknown, KeyError, TypeError, ValueError) as error:
         print(f"token refused: {error}", flush=True)
         raise invalid_token() from None
 

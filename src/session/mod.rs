@@ -76,7 +76,6 @@ pub async fn start_in(
     let token_expires_at =
         (now + Duration::seconds(config.tokens.refresh_token_ttl_secs as i64)).min(session_expires_at);
     let session_id = uuid::Uuid::now_v7();
-    let status = status::allocate(db, session_id, config.tokens.status_list_size, now).await?;
     let new = NewSession {
         id: session_id,
         user_id: user.id,
@@ -86,9 +85,9 @@ pub async fn start_in(
         expires_at: session_expires_at,
         token_hash: token.hash(),
         token_expires_at,
-        status,
+        status_list_size: config.tokens.status_list_size,
     };
-    sessions::create(db, new, now).await?;
+    let status = sessions::create(db, new, now).await?;
     let view = SessionView {
         session_id,
         user_id: user.id,

@@ -6,7 +6,13 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::events;
+use rand_core::RngCore;
+use sea_orm::Value;
+
+use super::{
+    events,
+    status::{self, Slot},
+};
 
 /// A session to open, with its first refresh token.
 pub struct NewSession {
@@ -18,12 +24,13 @@ pub struct NewSession {
     pub expires_at: DateTime<Utc>,
     pub token_hash: Vec<u8>,
     pub token_expires_at: DateTime<Utc>,
-    /// Its status-list slot, taken beforehand (`status::allocate`).
-    pub status: super::status::Slot,
+    /// Bits in a new status list, should one have to be started.
+    pub status_list_size: u32,
 }
 
 /// The session, its first refresh token and the login event as one
-/// statement: a login's writes in one round trip instead of five.
+/// statement: a login's writes in one round trip instead of five. Its slot
+/// is taken beforehand (`status::allocate`, $12 and $13).
 const CREATE_SQL: &str = r#"
 WITH new_session AS (
     INSERT INTO sessions (id, user_id, created_at, last_refreshed_at, expires_at, method, ip, user_agent,
@@ -37,34 +44,84 @@ INSERT INTO security_events (id, user_id, session_id, kind, ip, user_agent, crea
 VALUES ($10, $2, $1, $11, $6, $7, $3)
 "#;
 
-/// Opens a session and records the login, all or nothing: one statement on
-/// Postgres, a transaction on SQLite (no data-modifying CTEs there).
+/// `CREATE_SQL` taking its slot too, so a login is still one statement and
+/// one commit: a random index ($13 % size) of the newest open list, if that
+/// list is below half full and the index is free. Otherwise nothing at all is
+/// written, but the list's count (then one too high: it closes a little
+/// early, never late), and the caller takes the slot the long way.
+const CREATE_WITH_SLOT_SQL: &str = r#"
+WITH list AS (
+    UPDATE status_lists SET allocated = allocated + 1
+    WHERE id = (SELECT id FROM status_lists WHERE closed_at IS NULL ORDER BY created_at DESC LIMIT 1)
+      AND allocated < GREATEST(size / 2, 1)
+    RETURNING id, size
+), slot AS (
+    INSERT INTO status_slots (list_id, idx, session_id, invalid)
+    SELECT id, ($12::bigint % size)::integer, $1, false FROM list
+    ON CONFLICT DO NOTHING
+    RETURNING list_id, idx
+), new_session AS (
+    INSERT INTO sessions (id, user_id, created_at, last_refreshed_at, expires_at, method, ip, user_agent,
+                          status_list_id, status_idx)
+    SELECT $1, $2, $3, $3, $4, $5, $6, $7, list_id, idx FROM slot
+    RETURNING id, status_list_id, status_idx
+), first_token AS (
+    INSERT INTO refresh_tokens (hash, session_id, issued_at, expires_at)
+    SELECT $8, id, $3, $9 FROM new_session
+), event AS (
+    INSERT INTO security_events (id, user_id, session_id, kind, ip, user_agent, created_at)
+    SELECT $10, $2, id, $11, $6, $7, $3 FROM new_session
+)
+SELECT status_list_id, status_idx FROM new_session
+"#;
+
+/// Opens a session with its status-list slot and records the login, all or
+/// nothing: one statement on Postgres, a transaction on SQLite (no
+/// data-modifying CTEs there). Returns the slot.
 pub async fn create(
     db: &(impl TransactionTrait + ConnectionTrait),
     new: NewSession,
     now: DateTime<Utc>,
-) -> Result<Uuid, DbErr> {
+) -> Result<Slot, DbErr> {
     let id = new.id;
     if db.get_database_backend() == DbBackend::Postgres {
-        let values = [
-            id.into(),
-            new.user_id.into(),
-            now.into(),
-            new.expires_at.into(),
-            new.method.into(),
-            new.ip.into(),
-            new.user_agent.into(),
-            new.token_hash.into(),
-            new.token_expires_at.into(),
-            Uuid::now_v7().into(),
-            events::kind::LOGIN.into(),
-            new.status.list_id.into(),
-            (new.status.idx as i32).into(),
-        ];
-        db.execute_raw(Statement::from_sql_and_values(DbBackend::Postgres, CREATE_SQL, values)).await?;
-        return Ok(id);
+        let values = |status: Value, idx: Value| -> Vec<Value> {
+            vec![
+                id.into(),
+                new.user_id.into(),
+                now.into(),
+                new.expires_at.into(),
+                new.method.clone().into(),
+                new.ip.clone().into(),
+                new.user_agent.clone().into(),
+                new.token_hash.clone().into(),
+                new.token_expires_at.into(),
+                Uuid::now_v7().into(),
+                events::kind::LOGIN.into(),
+                status,
+                idx,
+            ]
+        };
+        let random = i64::from(rand_core::OsRng.next_u32());
+        let mut fused = values(random.into(), Value::Int(None));
+        fused.pop();
+        let statement = Statement::from_sql_and_values(DbBackend::Postgres, CREATE_WITH_SLOT_SQL, fused);
+        if let Some(row) = db.query_one_raw(statement).await? {
+            let (list_id, idx): (Uuid, i32) = (row.try_get_by_index(0)?, row.try_get_by_index(1)?);
+            return Ok(Slot { list_id, idx: idx as u32 });
+        }
+        // No open list, a full one, or the index was taken: the long way.
+        let slot = status::allocate(db, id, new.status_list_size, now).await?;
+        let statement = Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            CREATE_SQL,
+            values(slot.list_id.into(), (slot.idx as i32).into()),
+        );
+        db.execute_raw(statement).await?;
+        return Ok(slot);
     }
     let txn = db.begin().await?;
+    let slot = status::allocate(&txn, id, new.status_list_size, now).await?;
     session::Entity::insert(session::ActiveModel {
         id: Set(id),
         user_id: Set(new.user_id),
@@ -75,8 +132,8 @@ pub async fn create(
         method: Set(new.method),
         ip: Set(new.ip.clone()),
         user_agent: Set(new.user_agent.clone()),
-        status_list_id: Set(Some(new.status.list_id)),
-        status_idx: Set(Some(new.status.idx as i32)),
+        status_list_id: Set(Some(slot.list_id)),
+        status_idx: Set(Some(slot.idx as i32)),
     })
     .exec_without_returning(&txn)
     .await?;
@@ -93,7 +150,7 @@ pub async fn create(
     let origin = events::Origin { ip: new.ip.as_deref(), user_agent: new.user_agent.as_deref() };
     events::record(&txn, new.user_id, Some(id), events::kind::LOGIN, origin, now).await?;
     txn.commit().await?;
-    Ok(id)
+    Ok(slot)
 }
 
 /// Gives a session opened before status lists its slot, unless a racing

@@ -201,17 +201,22 @@ async fn a_revocation_on_one_instance_is_served_by_another() {
     wait_for_bit(&b, access(&tokens), 1, Duration::from_secs(2)).await;
 }
 
+/// 40 logins released at once over two instances, on lists of 64 slots
+/// (each closed at 32): random picks collide often, and the first list fills
+/// up mid-burst, so both the slot's unique key and the start of a new list
+/// are raced.
 #[tokio::test]
 async fn concurrent_logins_on_two_instances_get_distinct_slots() {
-    let a = spawn_with(Options::default()).await;
+    const LOGINS: usize = 40;
+    let a = spawn_with(Options::default().env("LATCHKEY_STATUS_LIST_SIZE", 64)).await;
     let b = a.spawn_second().await;
     let emails: Vec<String> =
-        (0..30).map(|i| format!("slot-{i}-{}@example.com", uuid::Uuid::new_v4().simple())).collect();
+        (0..LOGINS).map(|i| format!("slot-{i}-{}@example.com", uuid::Uuid::new_v4().simple())).collect();
     for email in &emails {
         assert_eq!(a.signup(email, PASSWORD).await.status(), 202);
     }
     let bases = [a.base.clone(), b.base.clone()];
-    let tokens = burst_with(30, &a.base, move |i, client| {
+    let tokens = burst_with(LOGINS, &a.base, move |i, client| {
         let (url, email) = (format!("{}/v1/auth/login", bases[i % 2]), emails[i].clone());
         async move {
             let resp = client.post(url).json(&json!({ "email": email, "password": PASSWORD })).send().await.unwrap();
@@ -222,7 +227,20 @@ async fn concurrent_logins_on_two_instances_get_distinct_slots() {
     })
     .await;
     let slots: HashSet<_> = tokens.iter().map(|t| slot_of(t)).collect();
-    assert_eq!(slots.len(), 30, "30 sessions, 30 slots");
+    assert_eq!(slots.len(), LOGINS, "{LOGINS} sessions, {LOGINS} slots");
+    let mut per_list = std::collections::HashMap::<String, usize>::new();
+    for (uri, idx) in &slots {
+        assert!(*idx < 64, "index {idx} beyond a list of 64");
+        *per_list.entry(uri.clone()).or_default() += 1;
+    }
+    assert!(per_list.len() >= 2, "a full list makes way for a new one: {per_list:?}");
+    assert!(per_list.values().all(|&n| n <= 32), "no list takes more than half its slots: {per_list:?}");
+    // Every list a token names is served, at its full size, by both instances.
+    for uri in per_list.keys() {
+        for app in [&a, &b] {
+            assert_eq!(fetch_list(app, uri).await.bytes.len(), 8, "64 bits");
+        }
+    }
 }
 
 #[tokio::test]

@@ -8,10 +8,13 @@
 //!
 //! It reads `jwks_uri` from the issuer's discovery document, keeps the keys
 //! in a cache (`jwks.rs`), and checks each token's `typ`, signature (with the
-//! algorithm of the key its `kid` names), `iss`, `aud` and `exp`. Any failure
-//! is a 401 with `WWW-Authenticate: Bearer error="invalid_token"` (RFC 6750).
+//! algorithm of the key its `kid` names), `iss`, `aud` and `exp`, then
+//! whether its session has ended, through the status list the token names
+//! (`status.rs`). Any failure is a 401 with
+//! `WWW-Authenticate: Bearer error="invalid_token"` (RFC 6750).
 
 mod jwks;
+mod status;
 
 use std::{sync::Arc, time::Duration};
 
@@ -30,12 +33,14 @@ struct Claims {
     sub: String,
     email: Option<String>,
     sid: Option<String>,
+    status: Option<status::StatusClaim>,
 }
 
 struct Verifier {
     issuer: String,
     audience: String,
-    jwks: jwks::Jwks,
+    jwks: Arc<jwks::Jwks>,
+    status: status::StatusLists,
 }
 
 #[derive(Deserialize)]
@@ -45,7 +50,7 @@ struct Discovery {
 }
 
 impl Verifier {
-    async fn discover(issuer: &str, audience: &str, cooldown: Duration) -> anyhow::Result<Self> {
+    async fn discover(issuer: &str, audience: &str, cooldown: Duration, max_stale: Duration) -> anyhow::Result<Self> {
         let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build()?;
         let url = format!("{}/.well-known/openid-configuration", issuer.trim_end_matches('/'));
         let discovery: Discovery = http.get(url).send().await?.error_for_status()?.json().await?;
@@ -53,10 +58,12 @@ impl Verifier {
             discovery.issuer == issuer.trim_end_matches('/'),
             "the discovery document names another issuer"
         );
+        let jwks = Arc::new(jwks::Jwks::new(discovery.jwks_uri, http.clone(), cooldown));
         Ok(Self {
             issuer: discovery.issuer,
             audience: audience.into(),
-            jwks: jwks::Jwks::new(discovery.jwks_uri, http, cooldown),
+            status: status::StatusLists::new(http, jwks.clone(), max_stale),
+            jwks,
         })
     }
 
@@ -72,7 +79,11 @@ impl Verifier {
         validation.set_audience(&[&self.audience]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         validation.leeway = 60;
-        Ok(decode::<Claims>(token, &key.key, &validation)?.claims)
+        let claims = decode::<Claims>(token, &key.key, &validation)?.claims;
+        // A valid token whose session has ended (logout, revocation …) is refused too.
+        let reference = &claims.status.as_ref().ok_or_else(|| anyhow::anyhow!("no status claim"))?.status_list;
+        anyhow::ensure!(!self.status.revoked(reference).await?, "the session has ended");
+        Ok(claims)
     }
 }
 
@@ -112,7 +123,11 @@ async fn main() -> anyhow::Result<()> {
     let audience = std::env::var("AUDIENCE").unwrap_or_else(|_| "latchkey".into());
     let port: u16 = std::env::var("PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(8081);
     let cooldown = std::env::var("JWKS_COOLDOWN_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(30_000);
-    let verifier = Arc::new(Verifier::discover(&issuer, &audience, Duration::from_millis(cooldown)).await?);
+    // How long a verified status list is still used when it cannot be renewed.
+    let max_stale = std::env::var("STATUS_LIST_MAX_STALE_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(300);
+    let verifier = Arc::new(
+        Verifier::discover(&issuer, &audience, Duration::from_millis(cooldown), Duration::from_secs(max_stale)).await?,
+    );
     let app = Route::new().at("/protected", get(protected)).data(verifier);
     println!("rust-verifier listening on http://127.0.0.1:{port}");
     Server::new(TcpListener::bind(("127.0.0.1", port))).run(app).await?;
