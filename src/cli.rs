@@ -166,10 +166,12 @@ where
             return ExitCode::from(2);
         }
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(&config.server.log))
-        .with_ansi(std::io::stdout().is_terminal())
-        .init();
+    let logs = tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::new(&config.server.log));
+    match config.server.log_format {
+        // Span fields (the request id) are in each line: in `spans`, outermost first, for JSON.
+        crate::config::LogFormat::Json => logs.json().with_current_span(false).with_span_list(true).init(),
+        crate::config::LogFormat::Text => logs.with_ansi(std::io::stdout().is_terminal()).init(),
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {

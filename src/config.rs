@@ -95,6 +95,20 @@ pub struct Server {
     pub hash_concurrency: Option<usize>,
     /// A `tracing` filter, for example `info,latchkey=debug`.
     pub log: String,
+    /// `text` (for people) or `json` (one object per line, for collectors).
+    pub log_format: LogFormat,
+    /// Whether metrics are recorded and `/metrics` served.
+    pub metrics_enabled: bool,
+    /// Serve `/metrics` on this address instead of the main listener.
+    pub metrics_bind: Option<SocketAddr>,
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 impl Default for Server {
@@ -109,6 +123,9 @@ impl Default for Server {
             cleanup_interval_secs: 600,
             hash_concurrency: None,
             log: "info,sqlx=warn,sea_orm=warn".into(),
+            log_format: LogFormat::Text,
+            metrics_enabled: true,
+            metrics_bind: None,
         }
     }
 }

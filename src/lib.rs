@@ -21,6 +21,7 @@ mod limits;
 mod mail;
 mod net;
 mod oauth;
+mod observe;
 mod oidc;
 mod password;
 mod secret;

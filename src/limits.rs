@@ -137,7 +137,11 @@ impl Limiter {
         }
         let quota = self.settings.quota(rule);
         let w = rate_limits::hit(db, &self.key(rule, subject), now, window(quota.window_secs)).await?;
-        if w.count > quota.limit { Err(Fault::RateLimited(limited(quota, w.started, now))) } else { Ok(()) }
+        if w.count > quota.limit {
+            crate::observe::metrics::rate_limited(rule.name());
+            return Err(Fault::RateLimited(limited(quota, w.started, now)));
+        }
+        Ok(())
     }
 
     /// Forgets `subject`'s count under `rule`.
@@ -160,7 +164,10 @@ impl Limiter {
         }
         let quota = self.settings.refresh_per_session;
         match rate_limits::hit_refresh(db, token_hash, now, window(quota.window_secs)).await? {
-            Some((_, w)) if w.count > quota.limit => Err(Fault::RateLimited(limited(quota, w.started, now))),
+            Some((_, w)) if w.count > quota.limit => {
+                crate::observe::metrics::rate_limited("refresh-session");
+                Err(Fault::RateLimited(limited(quota, w.started, now)))
+            }
             _ => Ok(()),
         }
     }

@@ -109,6 +109,7 @@ async fn build_state(config: Config, redirects: AllowList, clock: Arc<dyn Clock>
         tracing::info!("sign in with Google: issuer {}, callback {callback}", config.google.google_issuer);
     }
     let status_lists = StatusLists::new(issuer, config.tokens.status_list_ttl_secs);
+    let metrics = config.server.metrics_enabled.then(crate::observe::metrics::install);
     Ok(AppState::new(State {
         status_lists,
         config,
@@ -126,6 +127,7 @@ async fn build_state(config: Config, redirects: AllowList, clock: Arc<dyn Clock>
         browser: Arc::new(browser),
         redirects,
         clock,
+        metrics,
     }))
 }
 
@@ -215,6 +217,30 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Runn
         limits.idle_timeout.as_secs()
     );
     tracing::info!("listening on http://{addr} (Swagger UI at http://{addr}/docs)");
+    let mut background = background;
+    match (&state.metrics, state.config.server.metrics_bind) {
+        (None, _) => tracing::info!("metrics: off (LATCHKEY_METRICS_ENABLED=false)"),
+        (Some(_), None) => tracing::info!("metrics: http://{addr}/metrics (set LATCHKEY_METRICS_BIND to move them)"),
+        (Some(_), Some(metrics_bind)) => {
+            let listener = tokio::net::TcpListener::bind(metrics_bind)
+                .await
+                .with_context(|| format!("binding {metrics_bind} (LATCHKEY_METRICS_BIND)"))?;
+            let metrics_addr = listener.local_addr().unwrap_or(metrics_bind);
+            tracing::info!("metrics: http://{metrics_addr}/metrics only (not on the main listener)");
+            let app = api::metrics_app(state.clone());
+            background.push(tokio::spawn(async move {
+                let acceptor = poem::listener::TcpAcceptor::from_tokio(listener);
+                match acceptor {
+                    Ok(acceptor) => {
+                        if let Err(e) = poem::Server::new_with_acceptor(acceptor).run(app).await {
+                            tracing::error!(error = %e, "metrics listener stopped");
+                        }
+                    }
+                    Err(e) => tracing::error!(error = %e, "metrics listener"),
+                }
+            }));
+        }
+    }
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let app = api::app(state);
     let serving = tokio::spawn(async move {

@@ -43,6 +43,8 @@ pub struct State {
     pub status_lists: crate::status_lists::StatusLists,
     /// What time it is: the system's, or a test's.
     pub clock: Arc<dyn crate::clock::Clock>,
+    /// The metrics recorder's handle, unless metrics are off.
+    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }
 
 impl AppState {

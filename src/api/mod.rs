@@ -8,6 +8,7 @@ mod discovery;
 mod fields;
 mod health;
 mod oauth;
+mod observe;
 mod problems;
 mod security;
 mod sessions;
@@ -67,6 +68,7 @@ pub fn app(state: AppState) -> impl Endpoint + 'static {
     let max_body = state.config.limits.max_body_bytes;
     let browser = state.browser.clone();
     let jwks_state = state.clone();
+    let observed = state.clone();
     Route::new()
         .nest("/docs", OnFirstUse::new(swagger_ui))
         .at("/openapi.json", OnFirstUse::new(spec_document))
@@ -79,7 +81,23 @@ pub fn app(state: AppState) -> impl Endpoint + 'static {
         .around(move |ep, req| crate::browser::cors::handle(ep, req, browser.clone()))
         .around(move |ep, req| serve_jwks_first(ep, req, jwks_state.clone()))
         .around(security_headers)
+        .around(move |ep, req| observe::observe(ep, req, observed.clone()))
         .into_endpoint()
+}
+
+/// `/metrics` alone, for a listener of its own (`LATCHKEY_METRICS_BIND`).
+pub fn metrics_app(state: AppState) -> impl Endpoint + 'static {
+    poem::endpoint::make(move |req: poem::Request| {
+        let state = state.clone();
+        async move {
+            use poem::IntoResponse;
+            if req.uri().path() == observe::METRICS_PATH && req.method() == poem::http::Method::GET {
+                observe::metrics_page(&state).await
+            } else {
+                poem::http::StatusCode::NOT_FOUND.into_response()
+            }
+        }
+    })
 }
 
 /// `Cache-Control` of every answer that carries a token or a personal

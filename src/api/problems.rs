@@ -149,12 +149,14 @@ impl ApiError {
             tracing::error!(error = format!("{err:#}"), "database unavailable");
             return Self::unavailable();
         }
+        // The cause goes to the log (with the request id, from the span);
+        // the answer names only the id, to quote when reporting it.
         tracing::error!(error = format!("{err:#}"), "internal error");
-        Self::Internal(Json(Problem::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal_error",
-            "An unexpected error occurred.",
-        )))
+        let detail = match crate::observe::request_id::current() {
+            Some(id) => format!("An unexpected error occurred (request id {id})."),
+            None => "An unexpected error occurred.".to_string(),
+        };
+        Self::Internal(Json(Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", &detail)))
     }
 }
 

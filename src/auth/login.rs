@@ -38,6 +38,24 @@ pub async fn login(
     password: &Password,
     client: ClientInfo,
 ) -> Result<IssuedTokens, LoginError> {
+    let answer = attempt(state, email, password, client).await;
+    let result = match &answer {
+        Ok(_) => "ok",
+        Err(LoginError::InvalidCredentials) => "invalid_credentials",
+        Err(LoginError::EmailNotVerified) => "email_not_verified",
+        Err(LoginError::Fault(Fault::RateLimited(_))) => "rate_limited",
+        Err(LoginError::Fault(Fault::Internal(_))) => "error",
+    };
+    crate::observe::metrics::login("password", result);
+    answer
+}
+
+async fn attempt(
+    state: &AppState,
+    email: &str,
+    password: &Password,
+    client: ClientInfo,
+) -> Result<IssuedTokens, LoginError> {
     state.limits.hit(&state.db, Rule::LoginPerIp, client.ip_or_unknown(), state.clock.now()).await?;
     let email = validate::email(email).ok();
     let account = email.as_ref().map_or("invalid", |e| e.key.as_str());

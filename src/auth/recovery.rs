@@ -56,6 +56,7 @@ pub async fn reset(
     events::record(&txn, user_id, None, events::kind::PASSWORD_RESET, client.origin(), now).await?;
     outbox::enqueue(&txn, MailKind::PasswordChanged, &user.email_key, now).await?;
     txn.commit().await?;
+    crate::observe::metrics::sessions_revoked(events::kind::PASSWORD_RESET, ended);
     state.mail_queue.notify_one();
     tracing::info!(%user_id, sessions_ended = ended, "password reset");
     Ok(())
@@ -92,6 +93,7 @@ pub async fn change(
     events::record(&txn, account.id, Some(user.session_id()), kind, client.origin(), now).await?;
     outbox::enqueue(&txn, MailKind::PasswordChanged, &account.email_key, now).await?;
     txn.commit().await?;
+    crate::observe::metrics::sessions_revoked(kind, ended);
     state.mail_queue.notify_one();
     tracing::info!(user_id = %account.id, sessions_ended = ended, "password changed");
     Ok(())

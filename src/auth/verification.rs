@@ -71,7 +71,8 @@ pub async fn verify_email(
     events::record(&txn, user_id, None, events::kind::EMAIL_VERIFIED, origin, now).await?;
     if remove {
         users::drop_unproven(&txn, user_id, now).await?;
-        sessions::revoke_all(&txn, user_id, None, now).await?;
+        let ended = sessions::revoke_all(&txn, user_id, None, now).await?;
+        crate::observe::metrics::sessions_revoked(events::kind::PASSWORD_REMOVED, ended);
         events::record(&txn, user_id, None, events::kind::PASSWORD_REMOVED, origin, now).await?;
         outbox::enqueue(&txn, MailKind::ChoosePassword, &user.email_key, now).await?;
     }

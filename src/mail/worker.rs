@@ -87,15 +87,18 @@ async fn try_once(state: &AppState, mailer: &dyn Mailer, row: &OutboxRow, attemp
     match outcome {
         Ok(()) => {
             tracing::info!(id = %row.id, kind = kind.as_str(), attempt, "mail sent");
+            crate::observe::metrics::mail_sent("sent");
             outbox::finish(&state.db, row.id, attempt).await?;
         }
         Err(SendError::Transient(e)) if attempt < state.config.mail.mail_max_attempts as i32 => {
             let at = now + backoff(state.config.mail.mail_retry_ms, attempt);
             tracing::warn!(id = %row.id, kind = kind.as_str(), attempt, retry_at = %at, error = %e, "mail not sent; will retry");
             outbox::retry_at(&state.db, row.id, attempt, at, &e).await?;
+            crate::observe::metrics::mail_sent("retry");
         }
         Err(SendError::Transient(e) | SendError::Permanent(e)) => {
             outbox::fail(&state.db, row.id, attempt, now, &e).await?;
+            crate::observe::metrics::mail_sent("failed");
             let failed = outbox::counts(&state.db).await?.failed;
             tracing::error!(
                 id = %row.id,
@@ -161,6 +164,11 @@ async fn compose(state: &AppState, kind: MailKind, row: &OutboxRow) -> anyhow::R
     let rendered = letter.render()?;
     let to = Mailbox::new(name, user.email.parse()?);
     Ok(Some(Outgoing { to, subject: rendered.subject, text: rendered.text, html: rendered.html, link: token_link }))
+}
+
+/// Mails waiting to be sent (not those that failed for good).
+pub async fn queue_depth(state: &AppState) -> anyhow::Result<u64> {
+    Ok(outbox::counts(&state.db).await?.pending)
 }
 
 #[cfg(test)]

@@ -117,6 +117,7 @@ fn failed(failure: Failure, detail: &dyn std::fmt::Display, client: &ClientInfo)
         "sign-in with {GOOGLE} failed ({}): {detail}",
         failure.code()
     );
+    crate::observe::metrics::login(GOOGLE, failure.code());
 }
 
 fn random_value() -> String {
@@ -238,7 +239,10 @@ pub async fn callback(state: &AppState, query: Callback, client: &ClientInfo) ->
     let derived = Derived::of(&state.sign_in_key, query.state.as_deref().unwrap_or_default());
     let outcome = finish(state, provider, &pending, &derived, query, client, now).await;
     Ok(match outcome {
-        Ok(code) => redirect::with_params(&back, &[("code", &code)]),
+        Ok(code) => {
+            crate::observe::metrics::login(GOOGLE, "ok");
+            redirect::with_params(&back, &[("code", &code)])
+        }
         Err(failure) => redirect::with_params(&back, &[("error", failure.code())]),
     })
 }
@@ -340,7 +344,8 @@ async fn link_account(
                 // Whoever made this account never proved they own the
                 // address; the provider just did. Nothing they set survives.
                 users::claim_unverified(db, user.id, name, now).await?;
-                sessions::revoke_all(db, user.id, None, now).await?;
+                let ended = sessions::revoke_all(db, user.id, None, now).await?;
+                crate::observe::metrics::sessions_revoked(events::kind::PASSWORD_REMOVED, ended);
                 for purpose in [Purpose::VerifyEmail, Purpose::ResetPassword] {
                     email_tokens::supersede_all(db, user.id, purpose, now).await?;
                 }

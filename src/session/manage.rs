@@ -64,5 +64,6 @@ pub async fn revoke_others(state: &AppState, user: &LiveUser, client: &ClientInf
         events::record(&txn, user.user_id(), Some(user.session_id()), kind, client.origin(), now).await?;
     }
     txn.commit().await?;
+    crate::observe::metrics::sessions_revoked(events::kind::OTHER_SESSIONS_REVOKED, ended);
     Ok(ended)
 }

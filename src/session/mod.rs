@@ -102,6 +102,26 @@ pub async fn start_in(
 /// Exchanges a refresh token for a new pair (README "Tokens", rules 1–4).
 #[tracing::instrument(skip_all)]
 pub async fn refresh(state: &AppState, presented: &str, client: &ClientInfo) -> Result<IssuedTokens, RefreshError> {
+    let answer = exchange(state, presented, client).await;
+    // Refusals before the token was judged (a rate limit, a fault) are not an outcome.
+    let outcome = match &answer {
+        Ok((outcome, _)) => Some(*outcome),
+        Err(RefreshError::Invalid) => Some("invalid"),
+        Err(RefreshError::Reused) => Some("reused"),
+        Err(RefreshError::Fault(_)) => None,
+    };
+    if let Some(outcome) = outcome {
+        crate::observe::metrics::refresh(outcome);
+    }
+    answer.map(|(_, tokens)| tokens)
+}
+
+/// `refresh`, with which outcome it was: `ok` or `retried`.
+async fn exchange(
+    state: &AppState,
+    presented: &str,
+    client: &ClientInfo,
+) -> Result<(&'static str, IssuedTokens), RefreshError> {
     let presented = RefreshToken::parse(presented).ok_or(RefreshError::Invalid)?;
     let successor = presented.successor(&state.refresh_secret);
     let (presented_hash, successor_hash) = (presented.hash(), successor.hash());
@@ -115,7 +135,7 @@ pub async fn refresh(state: &AppState, presented: &str, client: &ClientInfo) -> 
     };
     if let Some(rotated) = rotation::rotate(&state.db, rotation).await? {
         let session = with_slot(state, rotated.session, now).await?;
-        return Ok(issue(state, &session, &successor, rotated.successor_expires_at, now)?);
+        return Ok(("ok", issue(state, &session, &successor, rotated.successor_expires_at, now)?));
     }
 
     // Slow path: tell a retry inside the grace window from a reuse.
@@ -134,7 +154,7 @@ pub async fn refresh(state: &AppState, presented: &str, client: &ClientInfo) -> 
     match retry::judge(seen, now, grace) {
         Verdict::Retry { successor_expires_at } => {
             let session = with_slot(state, s.clone(), now).await?;
-            Ok(issue(state, &session, &successor, successor_expires_at, now)?)
+            Ok(("retried", issue(state, &session, &successor, successor_expires_at, now)?))
         }
         Verdict::Invalid => Err(RefreshError::Invalid),
         Verdict::Reuse => {
@@ -174,7 +194,7 @@ pub async fn revoke(state: &AppState, presented: &str, client: ClientInfo) -> Re
 pub async fn end_by_refresh_token(
     state: &AppState,
     presented: &str,
-    kind: &str,
+    kind: &'static str,
     client: ClientInfo,
 ) -> Result<(), Fault> {
     let Some(token) = RefreshToken::parse(presented) else {

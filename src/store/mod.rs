@@ -72,3 +72,18 @@ pub fn sqlite_path(url: &str) -> Option<std::path::PathBuf> {
 pub async fn ping(db: &DatabaseConnection) -> bool {
     db.ping().await.is_ok()
 }
+
+/// The pool's connections: (idle, in use).
+pub fn pool_stats(db: &DatabaseConnection) -> (u64, u64) {
+    let (size, idle) = match db.get_database_backend() {
+        sea_orm::DbBackend::Postgres => {
+            let pool = db.get_postgres_connection_pool();
+            (pool.size(), pool.num_idle())
+        }
+        _ => {
+            let pool = db.get_sqlite_connection_pool();
+            (pool.size(), pool.num_idle())
+        }
+    };
+    (idle as u64, u64::from(size).saturating_sub(idle as u64))
+}

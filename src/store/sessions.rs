@@ -194,7 +194,7 @@ pub async fn revoke(
     db: &impl TransactionTrait,
     session_id: Uuid,
     user_id: Uuid,
-    event: &str,
+    event: &'static str,
     origin: events::Origin<'_>,
     now: DateTime<Utc>,
 ) -> Result<bool, DbErr> {
@@ -213,6 +213,7 @@ pub async fn revoke(
         events::record(&txn, user_id, Some(session_id), event, origin, now).await?;
     }
     txn.commit().await?;
+    crate::observe::metrics::sessions_revoked(event, u64::from(revoked));
     Ok(revoked)
 }
 

@@ -123,6 +123,7 @@ pub fn spawn_reloader(handle: KeyRingHandle, dir: KeyDir, every: Duration) -> to
             match reloaded {
                 Ok(Ok(Some(ring))) => {
                     tracing::info!(active_kid = %ring.active().kid, keys = ring.keys.len(), "key ring reloaded");
+                    crate::observe::metrics::key_ring_reloaded();
                     handle.store(Arc::new(ring));
                 }
                 Ok(Ok(None)) => {}

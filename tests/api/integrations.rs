@@ -468,9 +468,16 @@ async fn list_server_on(port: u16, bodies: Vec<(String, String)>) -> String {
             let Ok((mut stream, _)) = listener.accept().await else { return };
             let bodies = bodies.clone();
             tokio::spawn(async move {
-                let mut buf = vec![0u8; 8192];
-                let n = stream.read(&mut buf).await.unwrap_or(0);
-                let head = String::from_utf8_lossy(&buf[..n]).to_string();
+                // The whole head before answering: closing with unread bytes
+                // would reset the connection under the client's feet.
+                let (mut buf, mut chunk) = (Vec::new(), [0u8; 4096]);
+                while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < 65536 {
+                    match stream.read(&mut chunk).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                let head = String::from_utf8_lossy(&buf).to_string();
                 let path = head.split_whitespace().nth(1).unwrap_or("/").to_string();
                 let answer = match bodies.iter().find(|(p, _)| *p == path) {
                     Some((_, body)) => format!(
@@ -480,6 +487,7 @@ async fn list_server_on(port: u16, bodies: Vec<(String, String)>) -> String {
                     None => "HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n".to_string(),
                 };
                 let _ = stream.write_all(answer.as_bytes()).await;
+                let _ = stream.shutdown().await;
             });
         }
     });

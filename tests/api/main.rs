@@ -18,6 +18,7 @@ mod health;
 mod integrations;
 mod mail;
 mod openapi;
+mod operations;
 mod reliability;
 mod revocation;
 mod rotation;
