@@ -245,3 +245,114 @@ async fn a_5xx_logs_its_cause_with_the_request_id_and_answers_only_the_id() {
     let line = app.wait_for_log("internal error").await;
     assert!(line.contains("broken-1") && line.contains("security_events"), "{line}");
 }
+
+/// The value of cookie `name` (with or without its `__Host-` prefix) set by `resp`.
+fn set_cookie(resp: &reqwest::Response, name: &str) -> String {
+    resp.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|c| c.split(';').next()?.split_once('='))
+        .find(|(n, _)| n.trim_start_matches("__Host-") == name)
+        .map(|(_, v)| v.to_string())
+        .unwrap_or_else(|| panic!("no {name} cookie"))
+}
+
+/// Every secret a user, the operator or the provider hands latchkey on a
+/// whole journey, at `LATCHKEY_LOG=trace`: none of them may reach the log.
+#[tokio::test]
+async fn a_whole_journey_at_trace_level_logs_no_secret() {
+    use crate::{
+        oidc::{CLIENT_SECRET, Provider, param},
+        smtp::SmtpServer,
+    };
+    const SMTP_PASSWORD: &str = "smtp-Pa55word-never-logged";
+    const VERIFY: &str = "http://app.test/verify-email?token=";
+    const RESET: &str = "http://app.test/reset-password?token=";
+    let smtp = SmtpServer::start_with_login("latchkey-mailer", SMTP_PASSWORD).await;
+    let provider = Provider::start().await;
+    let options = provider
+        .configure(Options::default())
+        .env("LATCHKEY_LOG", "trace")
+        .env("LATCHKEY_REQUIRE_EMAIL_VERIFICATION", "true")
+        .env("LATCHKEY_SMTP_URL", smtp.url());
+    let app = spawn_with(options).await;
+    let mut secrets: Vec<String> = vec![PASSWORD.into(), CLIENT_SECRET.into(), SMTP_PASSWORD.into()];
+    let token_of = |v: &Value, field: &str| v[field].as_str().unwrap_or_else(|| panic!("{field} in {v}")).to_string();
+
+    // Sign up, verify (the link's token), log in, refresh.
+    let email = format!("journey-{}@example.com", uuid::Uuid::new_v4().simple());
+    assert_eq!(app.signup(&email, PASSWORD).await.status(), 202);
+    let verify = smtp.nth(&email, 1).await.token(VERIFY);
+    assert_eq!(app.post("/v1/auth/verify-email", json!({ "token": verify, "password": PASSWORD })).await.status(), 200);
+    let tokens: Value = app.login(&email, PASSWORD).await.json().await.unwrap();
+    let next: Value = app.refresh(&token_of(&tokens, "refresh_token")).await.json().await.unwrap();
+    secrets.extend([verify, token_of(&tokens, "access_token"), token_of(&tokens, "refresh_token")]);
+    secrets.extend([token_of(&next, "access_token"), token_of(&next, "refresh_token")]);
+
+    // Cookie mode: log in and refresh through the cookies and the CSRF header.
+    let body = json!({ "email": email, "password": PASSWORD, "token_delivery": "cookie" });
+    let origin = "http://latchkey.test";
+    let resp = app.client.post(app.url("/v1/auth/login")).header("origin", origin).json(&body).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let (refresh_cookie, csrf) = (set_cookie(&resp, "lk_refresh"), set_cookie(&resp, "lk_csrf"));
+    let cookie_tokens: Value = resp.json().await.unwrap();
+    let resp = app
+        .client
+        .post(app.url("/v1/auth/refresh"))
+        .header("origin", origin)
+        .header("cookie", format!("__Host-lk_refresh={refresh_cookie}; __Host-lk_csrf={csrf}"))
+        .header("x-csrf-token", &csrf)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    secrets.extend([refresh_cookie, csrf, token_of(&cookie_tokens, "access_token"), set_cookie(&resp, "lk_refresh")]);
+
+    // Forgotten password: the reset link's token and the new password; then a change.
+    assert_eq!(app.post("/v1/auth/password/forgot", json!({ "email": email })).await.status(), 202);
+    let reset = smtp.nth(&email, 2).await.token(RESET);
+    let reset_to = "Reset9Journey-secret";
+    let resp = app.post("/v1/auth/password/reset", json!({ "token": reset, "new_password": reset_to })).await;
+    assert_eq!(resp.status(), 200);
+    let after: Value = app.login(&email, reset_to).await.json().await.unwrap();
+    let changed_to = "Changed9Journey-secret";
+    let change = json!({ "current_password": reset_to, "new_password": changed_to });
+    let access = token_of(&after, "access_token");
+    let resp = app.client.post(app.url("/v1/auth/password/change")).bearer_auth(&access).json(&change).send().await;
+    assert!(resp.unwrap().status().is_success());
+    secrets.extend([reset, reset_to.into(), changed_to.into(), access.clone(), token_of(&after, "refresh_token")]);
+
+    // Google: the login code, the tokens it is exchanged for.
+    let back = app.google_sign_in(&provider, "gwen@example.com").await;
+    let code = param(&back, "code").expect("a login code");
+    let google: Value = app.oauth_exchange(&code).await.json().await.unwrap();
+    secrets.extend([code, token_of(&google, "access_token"), token_of(&google, "refresh_token")]);
+
+    // Account deletion, with the password.
+    let resp = app.client.delete(app.url("/v1/users/me")).bearer_auth(&access).json(&json!({ "password": changed_to }));
+    assert_eq!(resp.send().await.unwrap().status(), 204);
+
+    // The mails about the reset and the change went out through the SMTP login too.
+    for _ in 0..100 {
+        if smtp.received_by(&email).len() >= 4 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(smtp.received_by(&email).len() >= 4, "verification, reset, two notices of a change");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let logs = app.logs();
+    // Trace and debug lines of latchkey's own are in it (its dependencies write few).
+    assert!(logs.iter().any(|l| l.contains(" TRACE ")) && logs.iter().any(|l| l.contains(" DEBUG ")), "at trace level");
+    assert!(logs.iter().any(|l| l.contains("mail sent")), "the mail lines are in it");
+    let all = logs.join("\n");
+    for secret in &secrets {
+        assert!(secret.len() >= 8, "a real secret: {secret}");
+        if let Some(line) = logs.iter().find(|l| l.contains(secret.as_str())) {
+            panic!("a secret reached the log: {line}");
+        }
+    }
+    assert!(!all.contains(SMTP_PASSWORD));
+}

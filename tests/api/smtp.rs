@@ -48,6 +48,8 @@ pub struct SmtpServer {
     pub port: u16,
     outdir: TempDir,
     child: Option<Child>,
+    /// The login it asks for, if any.
+    auth: Option<(String, String)>,
 }
 
 /// A local port nothing listens on (yet).
@@ -62,7 +64,16 @@ impl SmtpServer {
 
     pub async fn start_on(port: u16) -> Self {
         let outdir = tempfile::tempdir().unwrap();
-        let mut server = Self { port, outdir, child: None };
+        let mut server = Self { port, outdir, child: None, auth: None };
+        server.launch().await;
+        server
+    }
+
+    /// A server that takes mail only after a login with `user` and `password`.
+    pub async fn start_with_login(user: &str, password: &str) -> Self {
+        let outdir = tempfile::tempdir().unwrap();
+        let auth = Some((user.to_string(), password.to_string()));
+        let mut server = Self { port: free_port(), outdir, child: None, auth };
         server.launch().await;
         server
     }
@@ -75,6 +86,7 @@ impl SmtpServer {
             .arg(self.port.to_string())
             .arg("--outdir")
             .arg(self.outdir.path())
+            .args(self.auth.iter().flat_map(|(user, password)| ["--auth".to_string(), format!("{user}:{password}")]))
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .kill_on_drop(true)
@@ -95,7 +107,10 @@ impl SmtpServer {
     }
 
     pub fn url(&self) -> String {
-        format!("smtp://127.0.0.1:{}", self.port)
+        match &self.auth {
+            Some((user, password)) => format!("smtp://{user}:{password}@127.0.0.1:{}", self.port),
+            None => format!("smtp://127.0.0.1:{}", self.port),
+        }
     }
 
     /// Every message received so far, oldest first.

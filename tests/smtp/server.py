@@ -4,7 +4,7 @@ Every message it accepts is parsed with Python's email package and written to
 OUTDIR as <n>.json (envelope, headers, each body part, the links found in each)
 next to the raw <n>.eml. Recipients whose local part starts with "reject" are
 refused with a permanent 550, so tests can see how latchkey handles a mail that
-can never be delivered. Prints "ready <port>" once it accepts connections and
+can never be delivered. With --auth USER:PASSWORD, clients must log in first. Prints "ready <port>" once it accepts connections and
 runs until terminated.
 """
 
@@ -19,6 +19,7 @@ import signal
 import threading
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
 
 
 class _Links(html.parser.HTMLParser):
@@ -83,8 +84,18 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--outdir", required=True)
+    parser.add_argument("--auth", help="USER:PASSWORD that clients must log in with (over plain TCP: tests only)")
     args = parser.parse_args()
-    controller = Controller(Recorder(args.outdir), hostname="127.0.0.1", port=args.port)
+    options = {}
+    if args.auth:
+        user, password = args.auth.encode().split(b":", 1)
+
+        def authenticator(server, session, envelope, mechanism, auth_data):
+            ok = isinstance(auth_data, LoginPassword) and (auth_data.login, auth_data.password) == (user, password)
+            return AuthResult(success=ok)
+
+        options = {"authenticator": authenticator, "auth_required": True, "auth_require_tls": False}
+    controller = Controller(Recorder(args.outdir), hostname="127.0.0.1", port=args.port, **options)
     controller.start()
     print(f"ready {args.port}", flush=True)
     stop = threading.Event()
