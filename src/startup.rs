@@ -218,6 +218,9 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Runn
     );
     tracing::info!("listening on http://{addr} (Swagger UI at http://{addr}/docs)");
     let mut background = background;
+    if let Some(handle) = state.metrics.clone() {
+        background.push(spawn_metrics_upkeep(handle));
+    }
     match (&state.metrics, state.config.server.metrics_bind) {
         (None, _) => tracing::info!("metrics: off (LATCHKEY_METRICS_ENABLED=false)"),
         (Some(_), None) => tracing::info!("metrics: http://{addr}/metrics (set LATCHKEY_METRICS_BIND to move them)"),
@@ -250,6 +253,19 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Runn
         .await
     });
     Ok(Running { addr, stop, serving, background })
+}
+
+/// Folds recorded histogram samples into their buckets every few seconds:
+/// without it they pile up in memory until someone scrapes `/metrics`.
+fn spawn_metrics_upkeep(handle: metrics_exporter_prometheus::PrometheusHandle) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(5));
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            handle.run_upkeep();
+        }
+    })
 }
 
 /// A status list is retired this long after it closed: every session that

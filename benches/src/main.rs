@@ -52,7 +52,7 @@ struct Args {
     #[arg(long, default_value_t = 32)]
     clients: usize,
     /// Run only these scenario groups: jwks (with the status list), me, refresh, login, mix, pgbench,
-    /// enumeration, revocation (list sizes and propagation; Postgres only).
+    /// metrics (on vs off), enumeration, revocation (list sizes and propagation; Postgres only).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Extra LATCHKEY_* settings for the server, as NAME=VALUE (for experiments).
@@ -253,6 +253,12 @@ async fn bench(args: Args) -> anyhow::Result<()> {
         report.mixed(r, j, l, alone, loaded);
     }
 
+    let metrics_cost = if args.runs("metrics") {
+        Some(metrics_cost(&exe, &env, tmp.path(), addr, pid, &users[..n], duration).await?)
+    } else {
+        None
+    };
+
     let timing = if args.runs("enumeration") {
         let rounds = if args.smoke { 20 } else { 500 };
         // Unknown address vs wrong password, alternating, one at a time.
@@ -286,6 +292,16 @@ async fn bench(args: Args) -> anyhow::Result<()> {
     for timing in timing.iter().flatten() {
         timing.print();
     }
+    if let Some(rows) = &metrics_cost {
+        println!(
+            "\nmetrics on (this server) vs off (a second one, LATCHKEY_METRICS_ENABLED=false), interleaved on, off, off, on:"
+        );
+        println!("\n| scenario | on req/s | off req/s | on / off |");
+        println!("|---|---:|---:|---:|");
+        for (name, on, off) in rows {
+            println!("| {name} | {on:.0} | {off:.0} | {:.1}% |", on / off * 100.0);
+        }
+    }
     if let Some((sizes, propagation)) = &revocation {
         status::print_sizes(sizes);
         status::print_propagation(propagation);
@@ -294,6 +310,67 @@ async fn bench(args: Args) -> anyhow::Result<()> {
         report.check_smoke()?;
     }
     Ok(())
+}
+
+/// JWKS, `/v1/users/me` and refresh against this server (metrics on) and a
+/// second one on the same database with metrics off, each pair interleaved
+/// (on, off, off, on) so a drift of the machine cancels.
+async fn metrics_cost(
+    exe: &std::path::Path,
+    env: &[(&str, String)],
+    dir: &std::path::Path,
+    on: SocketAddr,
+    on_pid: u32,
+    users: &[String],
+    duration: Duration,
+) -> anyhow::Result<Vec<(&'static str, f64, f64)>> {
+    let mut off_env = env.to_vec();
+    off_env.push(("LATCHKEY_METRICS_ENABLED", "false".into()));
+    let off_server = procs::start(exe, &["__latchkey", "serve"], &off_env, dir).await?;
+    let (off, off_pid) = (off_server.addr, off_server.pid());
+    let half = Duration::from_secs((duration.as_secs() / 2).max(1));
+    let mut rows = Vec::new();
+    for name in ["GET /.well-known/jwks.json", "GET /v1/users/me (bearer)", "POST /v1/auth/refresh (rotation)"] {
+        let clients = |addr: SocketAddr| async move {
+            let mut clients: Vec<Box<dyn Client>> = Vec::new();
+            for email in users {
+                clients.push(match name {
+                    "GET /.well-known/jwks.json" => {
+                        Box::new(Getter { path: JWKS.into(), headers: vec![], expect: StatusCode::OK })
+                    }
+                    "GET /v1/users/me (bearer)" => {
+                        let tokens = login(addr, email).await?;
+                        let bearer = format!("Bearer {}", tokens["access_token"].as_str().unwrap_or_default());
+                        let headers = vec![("authorization", bearer)];
+                        Box::new(Getter { path: "/v1/users/me".into(), headers, expect: StatusCode::OK })
+                    }
+                    _ => {
+                        let tokens = login(addr, email).await?;
+                        let token = tokens["refresh_token"].as_str().context("refresh_token")?.to_string();
+                        Box::new(Refresher { token })
+                    }
+                });
+            }
+            anyhow::Ok(clients)
+        };
+        let a = measure(on, on_pid, clients(on).await?, half).await.0;
+        let b = measure(off, off_pid, clients(off).await?, half).await.0;
+        let c = measure(off, off_pid, clients(off).await?, half).await.0;
+        let d = measure(on, on_pid, clients(on).await?, half).await.0;
+        for run in [&a, &b, &c, &d] {
+            if run.errors > 0 || run.requests + run.late == 0 {
+                bail!(
+                    "metrics on/off, {name}: {} requests, {} errors ({:?})",
+                    run.requests,
+                    run.errors,
+                    run.first_error
+                );
+            }
+        }
+        rows.push((name, a.merged(d).rate(), b.merged(c).rate()));
+    }
+    off_server.stop().await;
+    Ok(rows)
 }
 
 /// The status lists' sizes with many slots taken, and the time from a
