@@ -52,7 +52,8 @@ struct Args {
     #[arg(long, default_value_t = 32)]
     clients: usize,
     /// Run only these scenario groups: jwks (with the status list), me, refresh, login, mix, pgbench,
-    /// metrics (on vs off), enumeration, revocation (list sizes and propagation; Postgres only).
+    /// metrics (on vs off), scale (two instances), enumeration, revocation (list sizes and
+    /// propagation; Postgres only).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Extra LATCHKEY_* settings for the server, as NAME=VALUE (for experiments).
@@ -259,6 +260,12 @@ async fn bench(args: Args) -> anyhow::Result<()> {
         None
     };
 
+    let scale = if args.runs("scale") && db.is_some() {
+        Some(two_instances(&exe, &env, tmp.path(), addr, &users[..n], duration).await?)
+    } else {
+        None
+    };
+
     let timing = if args.runs("enumeration") {
         let rounds = if args.smoke { 20 } else { 500 };
         // Unknown address vs wrong password, alternating, one at a time.
@@ -302,6 +309,12 @@ async fn bench(args: Args) -> anyhow::Result<()> {
             println!("| {name} | {on:.0} | {off:.0} | {:.1}% |", on / off * 100.0);
         }
     }
+    if let Some([one, two]) = scale {
+        println!(
+            "\nrefresh, {n} clients: one instance vs two on the same Postgres (half the clients each), interleaved one, two, two, one:"
+        );
+        println!("  one instance {one:.0}/s   two instances {two:.0}/s in all ({:.1}%)", two / one * 100.0);
+    }
     if let Some((sizes, propagation)) = &revocation {
         status::print_sizes(sizes);
         status::print_propagation(propagation);
@@ -310,6 +323,41 @@ async fn bench(args: Args) -> anyhow::Result<()> {
         report.check_smoke()?;
     }
     Ok(())
+}
+
+/// Refresh at `users.len()` clients on one instance, and split over two on
+/// the same database: [one, two] in requests per second.
+async fn two_instances(
+    exe: &std::path::Path,
+    env: &[(&str, String)],
+    dir: &std::path::Path,
+    a: SocketAddr,
+    users: &[String],
+    duration: Duration,
+) -> anyhow::Result<[f64; 2]> {
+    let second = procs::start(exe, &["__latchkey", "serve"], env, dir).await?;
+    let b = second.addr;
+    let half = Duration::from_secs((duration.as_secs() / 2).max(1));
+    let (left, right) = users.split_at(users.len() / 2);
+    let one = || async { anyhow::Ok(load::run(a, refreshers(a, users).await?, half).await) };
+    let two = || async {
+        let (on_a, on_b) = (refreshers(a, left).await?, refreshers(b, right).await?);
+        let (x, y) = tokio::join!(load::run(a, on_a, half), load::run(b, on_b, half));
+        // Both ran over the same window: their requests add up, their time does not.
+        let elapsed = x.elapsed.max(y.elapsed);
+        let mut both = x.merged(y);
+        both.elapsed = elapsed;
+        anyhow::Ok(both)
+    };
+    let runs = [one().await?, two().await?, two().await?, one().await?];
+    second.stop().await;
+    for run in &runs {
+        if run.errors > 0 || run.requests + run.late == 0 {
+            bail!("two instances: {} requests, {} errors ({:?})", run.requests, run.errors, run.first_error);
+        }
+    }
+    let [o1, t1, t2, o2] = runs;
+    Ok([o1.merged(o2).rate(), t1.merged(t2).rate()])
 }
 
 /// JWKS, `/v1/users/me` and refresh against this server (metrics on) and a
