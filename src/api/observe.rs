@@ -51,10 +51,13 @@ pub fn route_of(path: &str) -> &'static str {
     if let Some(route) = routes.fixed.get(path) {
         return route;
     }
-    let segments: Vec<&str> = path.split('/').collect();
+    // Segment by segment, without collecting the path: status lists come this way on every fetch.
     let templated = routes.templated.iter().find(|(template, _)| {
-        template.len() == segments.len()
-            && template.iter().zip(&segments).all(|(t, s)| t.starts_with('{') && !s.is_empty() || t == s)
+        let mut sent = path.split('/');
+        let each = template
+            .iter()
+            .all(|t| sent.next().is_some_and(|s| if t.starts_with('{') { !s.is_empty() } else { *t == s }));
+        each && sent.next().is_none()
     });
     if let Some((_, route)) = templated {
         return route;

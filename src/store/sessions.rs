@@ -85,38 +85,32 @@ pub async fn create(
 ) -> Result<Slot, DbErr> {
     let id = new.id;
     if db.get_database_backend() == DbBackend::Postgres {
-        let values = |status: Value, idx: Value| -> Vec<Value> {
-            vec![
-                id.into(),
-                new.user_id.into(),
-                now.into(),
-                new.expires_at.into(),
-                new.method.clone().into(),
-                new.ip.clone().into(),
-                new.user_agent.clone().into(),
-                new.token_hash.clone().into(),
-                new.token_expires_at.into(),
-                Uuid::now_v7().into(),
-                events::kind::LOGIN.into(),
-                status,
-                idx,
-            ]
-        };
+        // $1–$11, shared by both statements; each adds its slot parameters.
+        let common: Vec<Value> = vec![
+            id.into(),
+            new.user_id.into(),
+            now.into(),
+            new.expires_at.into(),
+            new.method.into(),
+            new.ip.into(),
+            new.user_agent.into(),
+            new.token_hash.into(),
+            new.token_expires_at.into(),
+            Uuid::now_v7().into(),
+            events::kind::LOGIN.into(),
+        ];
+        let with = |extra: Vec<Value>| common.iter().cloned().chain(extra).collect::<Vec<_>>();
         let random = i64::from(rand_core::OsRng.next_u32());
-        let mut fused = values(random.into(), Value::Int(None));
-        fused.pop();
-        let statement = Statement::from_sql_and_values(DbBackend::Postgres, CREATE_WITH_SLOT_SQL, fused);
+        let statement =
+            Statement::from_sql_and_values(DbBackend::Postgres, CREATE_WITH_SLOT_SQL, with(vec![random.into()]));
         if let Some(row) = db.query_one_raw(statement).await? {
             let (list_id, idx): (Uuid, i32) = (row.try_get_by_index(0)?, row.try_get_by_index(1)?);
             return Ok(Slot { list_id, idx: idx as u32 });
         }
         // No open list, a full one, or the index was taken: the long way.
         let slot = status::allocate(db, id, new.status_list_size, now).await?;
-        let statement = Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            CREATE_SQL,
-            values(slot.list_id.into(), (slot.idx as i32).into()),
-        );
+        let values = with(vec![slot.list_id.into(), (slot.idx as i32).into()]);
+        let statement = Statement::from_sql_and_values(DbBackend::Postgres, CREATE_SQL, values);
         db.execute_raw(statement).await?;
         return Ok(slot);
     }
