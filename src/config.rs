@@ -89,6 +89,9 @@ pub struct Server {
     pub app_url: Option<String>,
     pub require_email_verification: bool,
     pub db_max_connections: u32,
+    /// Keep parsed statements per connection. Off for a pooler in transaction
+    /// mode: then no statement outlives its transaction.
+    pub database_prepared_statements: bool,
     /// How often expired refresh tokens and sessions are deleted.
     pub cleanup_interval_secs: u64,
     /// Concurrent argon2 hashes; defaults to the number of cores.
@@ -120,6 +123,7 @@ impl Default for Server {
             app_url: None,
             require_email_verification: true,
             db_max_connections: 8,
+            database_prepared_statements: true,
             cleanup_interval_secs: 600,
             hash_concurrency: None,
             log: "info,sqlx=warn,sea_orm=warn".into(),

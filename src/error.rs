@@ -62,12 +62,18 @@ impl Problem {
 /// Whether the cause is the database being unreachable (rather than a bug):
 /// those failures are a 503 the client may retry, and recover by themselves.
 pub fn is_connection_error(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| cause.downcast_ref::<sea_orm::DbErr>().is_some_and(is_unreachable))
+}
+
+/// Whether a database error says the database cannot be reached (or is
+/// restarting), as opposed to a statement that failed.
+pub fn is_unreachable(err: &sea_orm::DbErr) -> bool {
     use sea_orm::{DbErr, RuntimeErr};
-    err.chain().any(|cause| match cause.downcast_ref::<DbErr>() {
-        Some(DbErr::ConnectionAcquire(_) | DbErr::Conn(_)) => true,
-        Some(DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e))) => sqlx_unavailable(e),
+    match err {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
+        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => sqlx_unavailable(e),
         _ => false,
-    })
+    }
 }
 
 fn sqlx_unavailable(err: &sea_orm::sqlx::Error) -> bool {

@@ -181,7 +181,16 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Runn
             "database: SQLite file {} (set LATCHKEY_DATABASE_URL=postgres://… for Postgres)",
             path.display()
         ),
-        None => tracing::info!("database: {}", config.server.redacted_database_url()),
+        None if config.server.database_prepared_statements => tracing::info!(
+            "database: {} (prepared statements on: each connection keeps its parsed statements; \
+             behind a pooler in transaction mode set LATCHKEY_DATABASE_PREPARED_STATEMENTS=false)",
+            config.server.redacted_database_url()
+        ),
+        None => tracing::info!(
+            "database: {} (prepared statements off: every statement runs in a transaction and \
+             none outlives it, for a pooler in transaction mode)",
+            config.server.redacted_database_url()
+        ),
     }
     let Built { mailer, mail_line, redirects } = build(&config)?;
     tracing::info!("{mail_line}");

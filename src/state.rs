@@ -1,7 +1,6 @@
 use std::{ops::Deref, sync::Arc};
 
 use ring::hmac;
-use sea_orm::DatabaseConnection;
 use tokio::sync::Notify;
 
 use crate::{
@@ -17,7 +16,7 @@ pub struct AppState(Arc<State>);
 
 pub struct State {
     pub config: Config,
-    pub db: DatabaseConnection,
+    pub db: crate::store::Db,
     pub keys: KeyRingHandle,
     pub tokens: TokenSettings,
     /// Derives refresh-token successors.

@@ -52,8 +52,9 @@ struct Args {
     #[arg(long, default_value_t = 32)]
     clients: usize,
     /// Run only these scenario groups: jwks (with the status list), me, refresh, login, mix, pgbench,
-    /// metrics (on vs off), scale (two instances), enumeration, revocation (list sizes and
-    /// propagation; Postgres only).
+    /// metrics (on vs off), prepared (prepared statements on vs off), big (a database of a million
+    /// users vs a small one), scale (two instances), enumeration, revocation (list sizes and
+    /// propagation). pgbench, prepared, big, scale and revocation need Postgres.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Extra LATCHKEY_* settings for the server, as NAME=VALUE (for experiments).
@@ -255,7 +256,21 @@ async fn bench(args: Args) -> anyhow::Result<()> {
     }
 
     let metrics_cost = if args.runs("metrics") {
-        Some(metrics_cost(&exe, &env, tmp.path(), addr, pid, &users[..n], duration).await?)
+        let off = ("LATCHKEY_METRICS_ENABLED", "false");
+        let scenarios = [JWKS_ROW, ME, REFRESH];
+        Some(setting_cost(&exe, &env, tmp.path(), (addr, pid), off, &users[..n], &scenarios, duration).await?)
+    } else {
+        None
+    };
+    let prepared_cost = if args.runs("prepared") && db.is_some() {
+        let off = ("LATCHKEY_DATABASE_PREPARED_STATEMENTS", "false");
+        Some(setting_cost(&exe, &env, tmp.path(), (addr, pid), off, &users[..n], &[ME, REFRESH], duration).await?)
+    } else {
+        None
+    };
+    let big = if args.runs("big") && db.is_some() {
+        let rows = if args.smoke { 10_000 } else { 1_000_000 };
+        Some(big_database(&exe, &env, tmp.path(), (addr, pid), &users[..n], rows, duration).await?)
     } else {
         None
     };
@@ -300,14 +315,18 @@ async fn bench(args: Args) -> anyhow::Result<()> {
         timing.print();
     }
     if let Some(rows) = &metrics_cost {
-        println!(
-            "\nmetrics on (this server) vs off (a second one, LATCHKEY_METRICS_ENABLED=false), interleaved on, off, off, on:"
-        );
-        println!("\n| scenario | on req/s | off req/s | on / off |");
-        println!("|---|---:|---:|---:|");
-        for (name, on, off) in rows {
-            println!("| {name} | {on:.0} | {off:.0} | {:.1}% |", on / off * 100.0);
-        }
+        let title = "metrics on (this server) vs off (a second one, LATCHKEY_METRICS_ENABLED=false), interleaved on, off, off, on";
+        print_versus(title, "on", "off", rows);
+    }
+    if let Some(rows) = &prepared_cost {
+        let title = "prepared statements on (this server) vs off (a second one, LATCHKEY_DATABASE_PREPARED_STATEMENTS=false), direct to Postgres, interleaved on, off, off, on";
+        print_versus(title, "on", "off", rows);
+    }
+    if let Some((sizes, rows)) = &big {
+        sizes.print();
+        let title =
+            "the small database (this server) vs the big one (a second server), interleaved small, big, big, small";
+        print_versus(title, "small", "big", rows);
     }
     if let Some([one, two]) = scale {
         println!(
@@ -360,33 +379,29 @@ async fn two_instances(
     Ok([o1.merged(o2).rate(), t1.merged(t2).rate()])
 }
 
-/// JWKS, `/v1/users/me` and refresh against this server (metrics on) and a
-/// second one on the same database with metrics off, each pair interleaved
-/// (on, off, off, on) so a drift of the machine cancels.
-async fn metrics_cost(
-    exe: &std::path::Path,
-    env: &[(&str, String)],
-    dir: &std::path::Path,
-    on: SocketAddr,
-    on_pid: u32,
+const ME: &str = "GET /v1/users/me (bearer)";
+const REFRESH: &str = "POST /v1/auth/refresh (rotation)";
+const JWKS_ROW: &str = "GET /.well-known/jwks.json";
+
+/// Each of `scenarios` (JWKS_ROW, ME, REFRESH) against server `a` and server
+/// `b`, interleaved a, b, b, a so a drift of the machine cancels; the users
+/// must exist on both. Rows: (scenario, a req/s, b req/s).
+async fn a_versus_b(
+    a: (SocketAddr, u32),
+    b: (SocketAddr, u32),
     users: &[String],
+    scenarios: &[&'static str],
     duration: Duration,
 ) -> anyhow::Result<Vec<(&'static str, f64, f64)>> {
-    let mut off_env = env.to_vec();
-    off_env.push(("LATCHKEY_METRICS_ENABLED", "false".into()));
-    let off_server = procs::start(exe, &["__latchkey", "serve"], &off_env, dir).await?;
-    let (off, off_pid) = (off_server.addr, off_server.pid());
     let half = Duration::from_secs((duration.as_secs() / 2).max(1));
     let mut rows = Vec::new();
-    for name in ["GET /.well-known/jwks.json", "GET /v1/users/me (bearer)", "POST /v1/auth/refresh (rotation)"] {
+    for &name in scenarios {
         let clients = |addr: SocketAddr| async move {
             let mut clients: Vec<Box<dyn Client>> = Vec::new();
             for email in users {
                 clients.push(match name {
-                    "GET /.well-known/jwks.json" => {
-                        Box::new(Getter { path: JWKS.into(), headers: vec![], expect: StatusCode::OK })
-                    }
-                    "GET /v1/users/me (bearer)" => {
+                    JWKS_ROW => Box::new(Getter { path: JWKS.into(), headers: vec![], expect: StatusCode::OK }),
+                    ME => {
                         let tokens = login(addr, email).await?;
                         let bearer = format!("Bearer {}", tokens["access_token"].as_str().unwrap_or_default());
                         let headers = vec![("authorization", bearer)];
@@ -401,24 +416,77 @@ async fn metrics_cost(
             }
             anyhow::Ok(clients)
         };
-        let a = measure(on, on_pid, clients(on).await?, half).await.0;
-        let b = measure(off, off_pid, clients(off).await?, half).await.0;
-        let c = measure(off, off_pid, clients(off).await?, half).await.0;
-        let d = measure(on, on_pid, clients(on).await?, half).await.0;
-        for run in [&a, &b, &c, &d] {
+        let w = measure(a.0, a.1, clients(a.0).await?, half).await.0;
+        let x = measure(b.0, b.1, clients(b.0).await?, half).await.0;
+        let y = measure(b.0, b.1, clients(b.0).await?, half).await.0;
+        let z = measure(a.0, a.1, clients(a.0).await?, half).await.0;
+        for run in [&w, &x, &y, &z] {
             if run.errors > 0 || run.requests + run.late == 0 {
-                bail!(
-                    "metrics on/off, {name}: {} requests, {} errors ({:?})",
-                    run.requests,
-                    run.errors,
-                    run.first_error
-                );
+                bail!("{name}: {} requests, {} errors ({:?})", run.requests, run.errors, run.first_error);
             }
         }
-        rows.push((name, a.merged(d).rate(), b.merged(c).rate()));
+        rows.push((name, w.merged(z).rate(), x.merged(y).rate()));
     }
-    off_server.stop().await;
     Ok(rows)
+}
+
+/// `scenarios` against this server and a second one on the same database
+/// with one setting changed.
+#[allow(clippy::too_many_arguments)]
+async fn setting_cost(
+    exe: &std::path::Path,
+    env: &[(&str, String)],
+    dir: &std::path::Path,
+    this: (SocketAddr, u32),
+    changed: (&'static str, &str),
+    users: &[String],
+    scenarios: &[&'static str],
+    duration: Duration,
+) -> anyhow::Result<Vec<(&'static str, f64, f64)>> {
+    let mut other_env = env.to_vec();
+    other_env.push((changed.0, changed.1.to_string()));
+    let other = procs::start(exe, &["__latchkey", "serve"], &other_env, dir).await?;
+    let rows = a_versus_b(this, (other.addr, other.pid()), users, scenarios, duration).await;
+    other.stop().await;
+    rows
+}
+
+/// refresh and `/v1/users/me` on this server's small database against a
+/// second server whose database holds `rows` more users, each with a
+/// session and two refresh tokens (one spent), inserted by bulk SQL.
+#[allow(clippy::too_many_arguments)]
+async fn big_database(
+    exe: &std::path::Path,
+    env: &[(&str, String)],
+    dir: &std::path::Path,
+    this: (SocketAddr, u32),
+    users: &[String],
+    rows: u64,
+    duration: Duration,
+) -> anyhow::Result<(pg::Sizes, Vec<(&'static str, f64, f64)>)> {
+    let big = pg::BenchDb::create_named("big")?;
+    let mut big_env = env.to_vec();
+    big_env.retain(|(k, _)| *k != "LATCHKEY_DATABASE_URL");
+    big_env.push(("LATCHKEY_DATABASE_URL", big.url()));
+    let server = procs::start(exe, &["__latchkey", "serve"], &big_env, dir).await?;
+    eprintln!("seeding {rows} users, sessions and refresh tokens by SQL…");
+    let sizes = pg::seed_bulk(&big, rows)?;
+    for email in users {
+        signup(server.addr, email).await?;
+    }
+    pg::settle(&big)?;
+    let result = a_versus_b(this, (server.addr, server.pid()), users, &[REFRESH, ME], duration).await;
+    server.stop().await;
+    Ok((sizes, result?))
+}
+
+fn print_versus(title: &str, a: &str, b: &str, rows: &[(&'static str, f64, f64)]) {
+    println!("\n{title}:");
+    println!("\n| scenario | {a} req/s | {b} req/s | {b} / {a} |");
+    println!("|---|---:|---:|---:|");
+    for (name, x, y) in rows {
+        println!("| {name} | {x:.0} | {y:.0} | {:.1}% |", y / x * 100.0);
+    }
 }
 
 /// The status lists' sizes with many slots taken, and the time from a

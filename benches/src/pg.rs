@@ -28,7 +28,12 @@ pub struct BenchDb {
 
 impl BenchDb {
     pub fn create() -> anyhow::Result<Self> {
-        let name = format!("latchkey_bench_{}", std::process::id());
+        Self::create_named("main")
+    }
+
+    /// A second database of this run, `latchkey_bench_<what>_<pid>`.
+    pub fn create_named(what: &str) -> anyhow::Result<Self> {
+        let name = format!("latchkey_bench_{what}_{}", std::process::id());
         psql("postgres", &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))?;
         psql("postgres", &format!("CREATE DATABASE {name}"))?;
         Ok(Self { name })
@@ -126,5 +131,70 @@ pub fn pgbench(db: &BenchDb, clients: usize, duration: Duration, dir: &Path) -> 
         tps: number("tps").context("no tps in pgbench output")?,
         latency_ms: number("latency average").unwrap_or(f64::NAN),
         failed: number("number of failed transactions").unwrap_or(0.0) as u64,
+    })
+}
+
+/// What a seeded database holds.
+pub struct Sizes {
+    pub users: u64,
+    pub sessions: u64,
+    pub refresh_tokens: u64,
+    pub bytes: u64,
+    pub seeding: Duration,
+}
+
+impl Sizes {
+    pub fn print(&self) {
+        println!(
+            "\nthe big database: {} users, {} sessions, {} refresh tokens, {:.2} GiB on disk (seeded by SQL in {:.0} s)",
+            self.users,
+            self.sessions,
+            self.refresh_tokens,
+            self.bytes as f64 / (1u64 << 30) as f64,
+            self.seeding.as_secs_f64()
+        );
+    }
+}
+
+/// Inserts `rows` verified users, each with a live session holding a spent
+/// refresh token and its live successor, as a busy deployment's tables
+/// look. Ids are random UUIDs (latchkey's are time-ordered v7, which index
+/// better): if anything, the pessimistic case.
+pub fn seed_bulk(db: &BenchDb, rows: u64) -> anyhow::Result<Sizes> {
+    let started = std::time::Instant::now();
+    let hash = "$argon2id$v=19$m=12288,t=3,p=1$YmVuY2hzYWx0YmVuY2g$Y1Zf9v1Q3b0hG4o8mQ0b7m0yq1bX8d3ZpJ9lA2uJm5Q";
+    psql(
+        &db.name,
+        &format!(
+            "INSERT INTO users (id, email, email_key, email_verified_at, password_hash, created_at, updated_at)
+             SELECT gen_random_uuid(), 'bulk' || i || '@bench.invalid', 'bulk' || i || '@bench.invalid',
+                    now(), '{hash}', now() - interval '30 days', now()
+             FROM generate_series(1, {rows}) AS i"
+        ),
+    )?;
+    psql(
+        &db.name,
+        "INSERT INTO sessions (id, user_id, created_at, last_refreshed_at, expires_at, method)
+         SELECT gen_random_uuid(), id, now() - interval '1 day', now(), now() + interval '29 days', 'pwd'
+         FROM users WHERE email_key LIKE 'bulk%'",
+    )?;
+    psql(
+        &db.name,
+        "INSERT INTO refresh_tokens (hash, session_id, issued_at, expires_at, used_at, successor_hash)
+         SELECT sha256(convert_to(id::text || ':0', 'UTF8')), id, now() - interval '1 day', now() + interval '6 days',
+                now(), sha256(convert_to(id::text || ':1', 'UTF8'))
+         FROM sessions;
+         INSERT INTO refresh_tokens (hash, session_id, issued_at, expires_at)
+         SELECT sha256(convert_to(id::text || ':1', 'UTF8')), id, now(), now() + interval '7 days'
+         FROM sessions",
+    )?;
+    let count =
+        |table: &str| -> anyhow::Result<u64> { Ok(psql(&db.name, &format!("SELECT count(*) FROM {table}"))?.parse()?) };
+    Ok(Sizes {
+        users: count("users")?,
+        sessions: count("sessions")?,
+        refresh_tokens: count("refresh_tokens")?,
+        bytes: psql(&db.name, "SELECT pg_database_size(current_database())")?.parse()?,
+        seeding: started.elapsed(),
     })
 }

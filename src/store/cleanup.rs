@@ -38,7 +38,7 @@ pub async fn purge_expired(db: &impl ConnectionTrait, now: DateTime<Utc>) -> Res
 
 /// Runs `purge_expired` every `every`, for as long as the server runs.
 pub fn spawn(
-    db: sea_orm::DatabaseConnection,
+    db: super::Db,
     clock: std::sync::Arc<dyn crate::clock::Clock>,
     every: std::time::Duration,
     retire_status_lists_after: chrono::Duration,

@@ -5,16 +5,17 @@
 use chrono::{DateTime, Utc};
 use entity::email_token;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter,
-    TransactionTrait, sea_query::Expr,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, TransactionTrait, sea_query::Expr,
 };
 use uuid::Uuid;
+
+use super::Db;
 
 use crate::token::link::{LinkToken, Purpose};
 
 /// Stores `token` for `user_id`, superseding the older live ones.
 pub async fn issue(
-    db: &DatabaseConnection,
+    db: &Db,
     user_id: Uuid,
     token: &LinkToken,
     now: DateTime<Utc>,

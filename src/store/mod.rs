@@ -2,6 +2,7 @@
 //! connection (or transaction) and return entity models or plain outcomes.
 
 pub mod cleanup;
+mod db;
 pub mod email_tokens;
 pub mod events;
 pub mod oauth;
@@ -18,12 +19,13 @@ use std::time::Duration;
 
 use anyhow::Context;
 use migration::MigratorTrait;
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, TransactionTrait};
 
+pub use self::db::Db;
 use crate::config::Server;
 
 /// Connects and brings the schema up to date.
-pub async fn connect(config: &Server) -> anyhow::Result<DatabaseConnection> {
+pub async fn connect(config: &Server) -> anyhow::Result<Db> {
     let mut options = ConnectOptions::new(config.database_url.expose());
     options
         .max_connections(config.db_max_connections)
@@ -34,6 +36,10 @@ pub async fn connect(config: &Server) -> anyhow::Result<DatabaseConnection> {
         // on every checkout would double the round trips of a refresh.
         .test_before_acquire_if_idle_for(Duration::from_secs(30))
         .sqlx_logging(false);
+    if !config.database_prepared_statements {
+        // Nothing to reuse: sqlx would only keep names a pooler cannot keep.
+        options.map_sqlx_postgres_opts(|pg| pg.statement_cache_capacity(0));
+    }
     if config.is_sqlite() {
         let dir = sqlite_path(config.database_url.expose()).and_then(|p| p.parent().map(ToOwned::to_owned));
         if let Some(dir) = dir.filter(|d| !d.as_os_str().is_empty()) {
@@ -57,7 +63,16 @@ pub async fn connect(config: &Server) -> anyhow::Result<DatabaseConnection> {
             }
         }
     }
-    migration::Migrator::up(&db, None).await.context("running migrations")?;
+    let db = Db::new(db, config.database_prepared_statements);
+    if db.prepared_statements() {
+        migration::Migrator::up(db.pool(), None).await.context("running migrations")?;
+    } else {
+        // One transaction, so the migrator's statements get the same care as
+        // every other (and Postgres applies the schema change whole or not at all).
+        let txn = db.begin().await?;
+        migration::Migrator::up(txn.inner(), None).await.context("running migrations")?;
+        txn.commit().await.context("committing migrations")?;
+    }
     Ok(db)
 }
 
@@ -69,12 +84,13 @@ pub fn sqlite_path(url: &str) -> Option<std::path::PathBuf> {
 }
 
 /// Whether the database answers.
-pub async fn ping(db: &DatabaseConnection) -> bool {
-    db.ping().await.is_ok()
+pub async fn ping(db: &Db) -> bool {
+    db.ping().await
 }
 
 /// The pool's connections: (idle, in use).
-pub fn pool_stats(db: &DatabaseConnection) -> (u64, u64) {
+pub fn pool_stats(db: &Db) -> (u64, u64) {
+    let db = db.pool();
     let (size, idle) = match db.get_database_backend() {
         sea_orm::DbBackend::Postgres => {
             let pool = db.get_postgres_connection_pool();

@@ -6,10 +6,12 @@
 use chrono::{DateTime, Utc};
 use entity::{refresh_token, session, user};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, QueryFilter,
-    Statement, TransactionTrait, sea_query::Expr,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, Statement,
+    TransactionTrait, sea_query::Expr,
 };
 use uuid::Uuid;
+
+use super::Db;
 
 /// The session and user behind a successful rotation or a retry.
 #[derive(Debug, Clone)]
@@ -72,7 +74,7 @@ pub struct Rotation<'a> {
 
 /// Rotates `presented` → `successor` if `presented` is live and unused.
 /// `None` means it did not rotate: unknown, expired, already used, or its session is over.
-pub async fn rotate(db: &DatabaseConnection, r: Rotation<'_>) -> Result<Option<Rotated>, DbErr> {
+pub async fn rotate(db: &Db, r: Rotation<'_>) -> Result<Option<Rotated>, DbErr> {
     match db.get_database_backend() {
         DbBackend::Postgres => rotate_postgres(db, r).await,
         _ => rotate_in_transaction(db, r).await,
@@ -101,7 +103,7 @@ SELECT sess.id AS session_id, sess.user_id, sess.method, ins.expires_at,
 FROM sess CROSS JOIN ins JOIN users ON users.id = sess.user_id
 "#;
 
-async fn rotate_postgres(db: &DatabaseConnection, r: Rotation<'_>) -> Result<Option<Rotated>, DbErr> {
+async fn rotate_postgres(db: &Db, r: Rotation<'_>) -> Result<Option<Rotated>, DbErr> {
     let stmt = Statement::from_sql_and_values(
         DbBackend::Postgres,
         ROTATE_SQL,
@@ -123,7 +125,7 @@ async fn rotate_postgres(db: &DatabaseConnection, r: Rotation<'_>) -> Result<Opt
     }))
 }
 
-async fn rotate_in_transaction(db: &DatabaseConnection, r: Rotation<'_>) -> Result<Option<Rotated>, DbErr> {
+async fn rotate_in_transaction(db: &Db, r: Rotation<'_>) -> Result<Option<Rotated>, DbErr> {
     let txn = db.begin().await?;
     let won = refresh_token::Entity::update_many()
         .col_expr(refresh_token::Column::UsedAt, Expr::value(r.now))

@@ -26,6 +26,8 @@ pub enum Backend {
 
 /// A Postgres database created for one test and dropped after it.
 struct TestDb {
+    /// The server it is on, as `postgres://user@host:port`.
+    admin: String,
     name: String,
 }
 
@@ -33,35 +35,35 @@ fn admin_url() -> String {
     std::env::var("LATCHKEY_TEST_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
 }
 
-fn psql(sql: &str) -> std::io::Result<std::process::Output> {
+fn psql(admin: &str, sql: &str) -> std::io::Result<std::process::Output> {
     std::process::Command::new("psql")
-        .arg(format!("{}/postgres", admin_url()))
+        .arg(format!("{admin}/postgres"))
         .args(["-v", "ON_ERROR_STOP=1", "-q", "-c", sql])
         .output()
 }
 
 impl TestDb {
-    fn create() -> Self {
+    fn create(admin: String) -> Self {
         let name = format!("lk_test_{}", uuid::Uuid::new_v4().simple());
-        let out = psql(&format!("CREATE DATABASE {name}")).expect("running psql (is postgresql-client installed?)");
+        let out =
+            psql(&admin, &format!("CREATE DATABASE {name}")).expect("running psql (is postgresql-client installed?)");
         assert!(
             out.status.success(),
-            "cannot create a test database on {} — these tests need Postgres (start it with \
+            "cannot create a test database on {admin} — these tests need Postgres (start it with \
              `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`): {}",
-            admin_url(),
             String::from_utf8_lossy(&out.stderr)
         );
-        Self { name }
+        Self { admin, name }
     }
 
     fn url(&self) -> String {
-        format!("{}/{}", admin_url(), self.name)
+        format!("{}/{}", self.admin, self.name)
     }
 }
 
 impl Drop for TestDb {
     fn drop(&mut self) {
-        let _ = psql(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+        let _ = psql(&self.admin, &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
     }
 }
 
@@ -70,21 +72,43 @@ impl Drop for TestDb {
 pub struct Options {
     pub backend: Backend,
     pub env: Vec<(String, String)>,
-    /// Reach Postgres through this `host:port` (a test proxy) instead.
+    /// Create the database on this server (`postgres://user@host:port`)
+    /// instead of the machine's (a cluster the test started).
+    pub postgres_on: Option<String>,
+    /// Reach Postgres through this `host:port` (a test proxy or pooler) instead.
     pub postgres_via: Option<String>,
+    /// Appended to the database URL as its query (`sslmode=…`).
+    pub url_params: Option<String>,
     /// Start the server with this limit on open files (soft and hard).
     pub open_files: Option<u64>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { backend: Backend::Postgres, env: Vec::new(), postgres_via: None, open_files: None }
+        Self {
+            backend: Backend::Postgres,
+            env: Vec::new(),
+            postgres_on: None,
+            postgres_via: None,
+            url_params: None,
+            open_files: None,
+        }
     }
 }
 
 impl Options {
     pub fn backend(backend: Backend) -> Self {
         Self { backend, ..Self::default() }
+    }
+
+    pub fn postgres_on(mut self, admin_url: &str) -> Self {
+        self.postgres_on = Some(admin_url.into());
+        self
+    }
+
+    pub fn url_params(mut self, params: &str) -> Self {
+        self.url_params = Some(params.into());
+        self
     }
 
     pub fn postgres_via(mut self, addr: &str) -> Self {
@@ -139,11 +163,14 @@ pub async fn spawn_with(options: Options) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
     let (db, database_url) = match options.backend {
         Backend::Postgres => {
-            let db = TestDb::create();
-            let url = match &options.postgres_via {
+            let db = TestDb::create(options.postgres_on.clone().unwrap_or_else(admin_url));
+            let mut url = match &options.postgres_via {
                 Some(addr) => format!("postgres://postgres@{addr}/{}", db.name),
                 None => db.url(),
             };
+            if let Some(params) = &options.url_params {
+                url = format!("{url}?{params}");
+            }
             (Some(db), url)
         }
         Backend::Sqlite => (None, format!("sqlite://{}/latchkey.db?mode=rwc", dir.path().display())),
@@ -159,7 +186,7 @@ pub async fn spawn_with_clock(options: Options) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
     let (db, database_url) = match options.backend {
         Backend::Postgres => {
-            let db = TestDb::create();
+            let db = TestDb::create(admin_url());
             let url = db.url();
             (Some(db), url)
         }
@@ -294,7 +321,22 @@ impl TestApp {
 
     /// Runs a `latchkey` subcommand with this server's configuration.
     pub async fn cli(&self, args: &[&str]) -> std::process::Output {
-        latchkey_command(&self.work_dir(), &self.env).args(args).output().await.expect("running latchkey")
+        self.cli_with(&[], args).await
+    }
+
+    /// `cli` with some settings changed.
+    pub async fn cli_with(&self, changed: &[(&str, &str)], args: &[&str]) -> std::process::Output {
+        let mut env = self.env.clone();
+        for (key, value) in changed {
+            env.retain(|(k, _)| k != key);
+            env.push((key.to_string(), value.to_string()));
+        }
+        latchkey_command(&self.work_dir(), &env).args(args).output().await.expect("running latchkey")
+    }
+
+    /// The URL of this test's database on its server (not through a proxy or pooler).
+    pub fn direct_database_url(&self) -> String {
+        self.shared._db.as_ref().expect("a Postgres test").url()
     }
 
     pub fn url(&self, path: &str) -> String {
