@@ -221,6 +221,8 @@ pub struct Tokens {
     /// Slots (bits) per status list; a list is served at this size from the
     /// start and takes new sessions until half of them are taken.
     pub status_list_size: u32,
+    /// The name authenticator apps show for latchkey's TOTP entries.
+    pub totp_issuer: String,
 }
 
 impl Default for Tokens {
@@ -238,6 +240,7 @@ impl Default for Tokens {
             clock_leeway_secs: 60,
             status_list_ttl_secs: 30,
             status_list_size: 1 << 20,
+            totp_issuer: "latchkey".into(),
         }
     }
 }
@@ -259,6 +262,9 @@ impl Tokens {
         }
         if self.clock_leeway_secs > 60 {
             return Err(invalid("LATCHKEY_CLOCK_LEEWAY_SECS", "must be at most 60"));
+        }
+        if self.totp_issuer.trim().is_empty() || self.totp_issuer.chars().any(char::is_control) {
+            return Err(invalid("LATCHKEY_TOTP_ISSUER", "must be a name without control characters"));
         }
         Ok(())
     }

@@ -28,6 +28,15 @@ pub struct Problem {
     #[oai(skip_serializing_if_is_none)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub errors: Option<Vec<FieldError>>,
+    /// `mfa_required` only: the single-use token (`lk_mfa_…`, 5 minutes) to
+    /// send to `POST /v1/auth/mfa/verify` with a code.
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mfa_token: Option<String>,
+    /// `mfa_required` only: what the second step accepts (`totp`, `recovery_code`).
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub methods: Option<Vec<String>>,
 }
 
 /// One failed rule on one input field.
@@ -50,6 +59,8 @@ impl Problem {
             detail: detail.into(),
             code: code.into(),
             errors: None,
+            mfa_token: None,
+            methods: None,
         }
     }
 

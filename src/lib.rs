@@ -19,6 +19,7 @@ mod error;
 mod fault;
 mod limits;
 mod mail;
+mod mfa;
 mod net;
 mod oauth;
 mod observe;
@@ -39,6 +40,7 @@ pub use crate::{
     cli::main,
     clock::{Clock, ManualClock},
     config::Config,
+    mfa::keys::MfaKeys,
     password::argon2,
     startup::{Running, start},
 };

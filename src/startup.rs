@@ -76,6 +76,7 @@ async fn build_state(config: Config, redirects: AllowList, clock: Arc<dyn Clock>
         ring.active().kid
     );
     let secret = dir.refresh_secret()?;
+    let mfa_keys = crate::mfa::keys::MfaKeys::new(&dir.mfa_key()?);
     let db = store::connect(&config.server).await?;
     let issuer = config.server.issuer();
     let tokens = TokenSettings {
@@ -117,6 +118,7 @@ async fn build_state(config: Config, redirects: AllowList, clock: Arc<dyn Clock>
         keys: Arc::new(ArcSwap::from_pointee(ring)),
         tokens,
         refresh_secret,
+        mfa_keys,
         hasher: PasswordHasher::new(hash_concurrency),
         verified: VerifiedTokens::new(4096),
         mail_queue: Arc::new(tokio::sync::Notify::new()),

@@ -21,6 +21,8 @@ pub struct State {
     pub tokens: TokenSettings,
     /// Derives refresh-token successors.
     pub refresh_secret: hmac::Key,
+    /// Seals TOTP secrets and keys recovery-code hashes.
+    pub mfa_keys: crate::mfa::keys::MfaKeys,
     pub hasher: PasswordHasher,
     /// Access tokens whose signature this process has already checked.
     pub verified: VerifiedTokens,

@@ -10,6 +10,7 @@
 
 mod clients;
 mod load;
+mod mfa;
 mod pg;
 mod procs;
 mod reference;
@@ -54,7 +55,8 @@ struct Args {
     /// Run only these scenario groups: jwks (with the status list), me, refresh, login, mix, pgbench,
     /// metrics (on vs off), prepared (prepared statements on vs off), big (a database of a million
     /// users vs a small one), scale (two instances), enumeration, revocation (list sizes and
-    /// propagation). pgbench, prepared, big, scale and revocation need Postgres.
+    /// propagation), mfa (second-factor verify, and sign-ins with one vs plain logins).
+    /// pgbench, prepared, big, scale, revocation and mfa need Postgres.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Extra LATCHKEY_* settings for the server, as NAME=VALUE (for experiments).
@@ -247,6 +249,40 @@ async fn bench(args: Args) -> anyhow::Result<()> {
         report.login = report.last_rate();
     }
 
+    let mfa_sign_ins = match db.as_ref().filter(|_| args.runs("mfa")) {
+        Some(db) => {
+            let (tokens, accounts) = if args.smoke { (400, 8 * n) } else { (40_000, 64 * n) };
+            eprintln!("seeding {} accounts with TOTP by SQL…", tokens + accounts);
+            let seeded = mfa::seed(db, &tmp.path().join("keys"), PASSWORD, n, tokens, accounts)?;
+            pg::settle(db)?;
+            let verifiers = seeded
+                .verifiers
+                .into_iter()
+                .map(|tokens| Box::new(mfa::Verifier { tokens: tokens.into() }) as Box<dyn Client>)
+                .collect();
+            report.add(Row::new("POST /v1/auth/mfa/verify (TOTP)", n, measure(addr, pid, verifiers, duration).await));
+            // Sign-ins with a second factor next to plain logins: plain, mfa, mfa, plain.
+            let half = duration / 2;
+            let plain = || users[n..].iter().map(|e| Box::new(LoggerIn::new(e, PASSWORD)) as Box<dyn Client>).collect();
+            // Each half signs in with accounts of its own: a code works once per account and step.
+            let with_mfa = |second_half: bool| {
+                let own = |a: &Vec<String>| a.iter().skip(usize::from(second_half)).step_by(2).cloned().collect();
+                let sign_ins = seeded.sign_ins.iter().map(|a| mfa::SignIn::new(own(a), PASSWORD));
+                sign_ins.map(|c| Box::new(c) as Box<dyn Client>).collect()
+            };
+            let (p1, p1_cpu) = measure(addr, pid, plain(), half).await;
+            let (m1, m1_cpu) = measure(addr, pid, with_mfa(false), half).await;
+            let (m2, m2_cpu) = measure(addr, pid, with_mfa(true), half).await;
+            let (p2, p2_cpu) = measure(addr, pid, plain(), half).await;
+            let (plain, with_mfa) = (p1.merged(p2), m1.merged(m2));
+            let rates = (plain.rate(), with_mfa.rate() / 2.0);
+            report.add(Row::new("POST /v1/auth/login (no second factor)", n, (plain, p1_cpu.mean(&p2_cpu))));
+            report.add(Row::new("login + mfa/verify (2 requests a sign-in)", n, (with_mfa, m1_cpu.mean(&m2_cpu))));
+            Some(rates)
+        }
+        None => None,
+    };
+
     if args.runs("mix") {
         // Refresh and JWKS latency alone, then while logins saturate the CPU.
         let (r, j, l) = (n / 2, n / 4, n / 2);
@@ -327,6 +363,10 @@ async fn bench(args: Args) -> anyhow::Result<()> {
         let title =
             "the small database (this server) vs the big one (a second server), interleaved small, big, big, small";
         print_versus(title, "small", "big", rows);
+    }
+    if let Some((plain, with_mfa)) = mfa_sign_ins {
+        println!("\nsign-ins, {n} clients, interleaved plain, mfa, mfa, plain:");
+        println!("  password only {plain:.1}/s   password + TOTP {with_mfa:.1}/s ({:.1}%)", with_mfa / plain * 100.0);
     }
     if let Some([one, two]) = scale {
         println!(

@@ -21,6 +21,26 @@ pub fn psql(db: &str, sql: &str) -> anyhow::Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
+/// Runs a script of many statements (fed on standard input, which has no
+/// length limit an argument has).
+pub fn psql_script(db: &str, sql: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut child = std::process::Command::new("psql")
+        .arg(format!("{}/{db}", admin_url()))
+        .args(["-v", "ON_ERROR_STOP=1", "-qAt", "-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .context("running psql")?;
+    child.stdin.take().context("psql's stdin")?.write_all(sql.as_bytes())?;
+    let out = child.wait_with_output()?;
+    if !out.status.success() {
+        bail!("psql: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(())
+}
+
 /// A database that lives as long as the value.
 pub struct BenchDb {
     pub name: String,

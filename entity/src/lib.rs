@@ -4,10 +4,13 @@
 pub mod email_token;
 pub mod identity;
 pub mod mail_outbox;
+pub mod mfa_challenge;
+pub mod mfa_totp;
 pub mod oauth_login_code;
 pub mod oauth_state;
 pub mod profile;
 pub mod rate_limit;
+pub mod recovery_code;
 pub mod refresh_budget;
 pub mod refresh_token;
 pub mod security_event;

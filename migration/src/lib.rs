@@ -17,6 +17,7 @@ mod m20261126_000011_add_oauth_app_pkce;
 mod m20261201_000012_create_signup_attempts;
 mod m20261201_000013_derive_oauth_secrets;
 mod m20261202_000014_create_status_lists;
+mod m20261202_000015_create_mfa;
 
 pub struct Migrator;
 
@@ -38,6 +39,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000012_create_signup_attempts::Migration),
             Box::new(m20261201_000013_derive_oauth_secrets::Migration),
             Box::new(m20261202_000014_create_status_lists::Migration),
+            Box::new(m20261202_000015_create_mfa::Migration),
         ]
     }
 }

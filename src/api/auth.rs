@@ -5,8 +5,8 @@ use super::{
     ApiError, ApiTags, BearerAuth, OptionalBearer, client_info,
     types::{
         Acknowledgement, ChangePasswordRequest, CsrfResponse, EmailRequest, EmailVerified, LoginRequest,
-        RefreshRequest, ResetPasswordRequest, RevokeRequest, SignupRequest, TokenDelivery, TokenResponse,
-        VerifyEmailRequest,
+        MfaVerifyRequest, RefreshRequest, ResetPasswordRequest, RevokeRequest, SignupRequest, TokenDelivery,
+        TokenResponse, VerifyEmailRequest,
     },
 };
 use crate::{
@@ -17,6 +17,7 @@ use crate::{
         verification,
     },
     browser::cookies,
+    mfa::{Code, challenge},
     secret::Password,
     session::{self, RefreshError},
 };
@@ -270,7 +271,10 @@ impl AuthApi {
     /// carries `csrf_token`; a browser request from an origin outside
     /// `LATCHKEY_CORS_ORIGINS` is then refused. Errors: 401
     /// `invalid_credentials` (the same for an unknown address and a wrong
-    /// password); 403 `email_not_verified`, `invalid_origin`.
+    /// password); 403 `email_not_verified`, `invalid_origin`, and
+    /// `mfa_required` for an account with a second factor: no tokens, but
+    /// `mfa_token` and `methods` in the problem, to continue at `POST
+    /// /v1/auth/mfa/verify`.
     #[oai(path = "/login", method = "post", operation_id = "login")]
     async fn login(&self, state: Data<'_>, req: &Request, body: Json<LoginRequest>) -> Result<TokenIssued, ApiError> {
         let mode = body.0.token_delivery.unwrap_or_default();
@@ -279,6 +283,38 @@ impl AuthApi {
         }
         let password = Password::new(body.0.password);
         let tokens = login::login(&state, &body.0.email, &password, client_info(req)).await?;
+        Ok(TokenIssued::new(deliver(&state, req, tokens, mode)))
+    }
+
+    /// Finish a login with a second factor
+    ///
+    /// The `mfa_token` of a login's `mfa_required` answer (single use, 5
+    /// minutes, 5 codes) and a code from the authenticator app (`code`) or a
+    /// recovery code (`recovery_code`); `token_delivery` as at login. Answers
+    /// as the login would have: a new session whose tokens' `amr` adds `otp`
+    /// and `mfa`. A code works once. Each code tried counts toward the
+    /// account's failed-login limit. Errors: 400 `malformed_request` (not
+    /// exactly one of `code` and `recovery_code`); 401 `invalid_mfa_code`,
+    /// `invalid_mfa_token` (unknown, used, expired or out of attempts: log in
+    /// again); 403 `invalid_origin`; 429 `rate_limited`.
+    #[oai(path = "/mfa/verify", method = "post", operation_id = "verifyMfa")]
+    async fn verify_mfa(
+        &self,
+        state: Data<'_>,
+        req: &Request,
+        body: Json<MfaVerifyRequest>,
+    ) -> Result<TokenIssued, ApiError> {
+        let Json(body) = body;
+        let mode = body.token_delivery.unwrap_or_default();
+        if mode == TokenDelivery::Cookie {
+            state.browser.check_origin_if_sent(req)?;
+        }
+        let code = match (&body.code, &body.recovery_code) {
+            (Some(code), None) => Code::Totp(code),
+            (None, Some(code)) => Code::Recovery(code),
+            _ => return Err(ApiError::bad_request("malformed_request", "Send exactly one of code and recovery_code.")),
+        };
+        let tokens = challenge::verify(&state, &body.mfa_token, code, client_info(req)).await?;
         Ok(TokenIssued::new(deliver(&state, req, tokens, mode)))
     }
 

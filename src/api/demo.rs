@@ -11,7 +11,8 @@ const SCRIPT: &str = include_str!("../demo/app.js");
 const STYLE: &str = include_str!("../demo/style.css");
 
 /// Scripts and styles from latchkey only; no inline code; fetches to latchkey only.
-const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; \
+/// Images may also be `data:` URLs: the TOTP QR code comes as one.
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; \
                    form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
 
 pub fn routes() -> impl Endpoint {

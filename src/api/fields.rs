@@ -144,3 +144,27 @@ string_field!(
     LoginCode,
     Rules { pattern: Some("^lk_oc_[A-Za-z0-9_-]{43}$"), ..plain() }
 );
+
+string_field!(
+    /// The `mfa_token` of a login's `mfa_required` answer.
+    MfaTokenValue,
+    Rules { pattern: Some("^lk_mfa_[A-Za-z0-9_-]{43}$"), ..plain() }
+);
+
+string_field!(
+    /// A code from the authenticator app: six digits.
+    TotpCode,
+    Rules { pattern: Some("^[0-9]{6}$"), ..plain() }
+);
+
+string_field!(
+    /// A recovery code (`xxxx-xxxx-xxxx`; case, dashes and spaces do not matter).
+    RecoveryCodeValue,
+    Rules { max: Some(64), ..plain() }
+);
+
+string_field!(
+    /// A code from the authenticator app (six digits) or a recovery code.
+    SecondFactorCode,
+    Rules { max: Some(64), ..plain() }
+);

@@ -7,6 +7,7 @@ mod demo;
 mod discovery;
 mod fields;
 mod health;
+mod mfa;
 mod oauth;
 mod observe;
 mod problems;
@@ -30,6 +31,8 @@ pub enum ApiTags {
     Auth,
     /// The signed-in user: profile, account, security log.
     Users,
+    /// The signed-in user's second factors: TOTP and recovery codes.
+    Mfa,
     /// The signed-in user's sessions.
     Sessions,
     /// Keys and metadata for verifying tokens offline.
@@ -43,6 +46,7 @@ type Apis = (
     auth::AuthApi,
     oauth::OAuthApi,
     users::UsersApi,
+    mfa::MfaApi,
     sessions::SessionsApi,
     discovery::DiscoveryApi,
     health::HealthApi,

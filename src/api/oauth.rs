@@ -128,7 +128,9 @@ impl OAuthApi {
     /// again fails and revokes the session it opened. If the sign-in was
     /// started with `code_challenge`, `code_verifier` is required (and must
     /// not be sent otherwise). `token_delivery` works as at login. Errors:
-    /// 400 `invalid_code`; 403 `invalid_origin`.
+    /// 400 `invalid_code`; 403 `invalid_origin`, and `mfa_required` for an
+    /// account with a second factor (as at login: `mfa_token` and `methods`,
+    /// to continue at `POST /v1/auth/mfa/verify`; the code is used up).
     #[oai(path = "/exchange", method = "post", operation_id = "oauthExchange")]
     async fn exchange(
         &self,

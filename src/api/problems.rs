@@ -8,6 +8,7 @@ use poem_openapi::{ApiResponse, payload::Json};
 
 use crate::{
     auth::{
+        factors::MfaError,
         flow::FlowError,
         login::LoginError,
         profile::ProfileError,
@@ -18,6 +19,7 @@ use crate::{
     error::{FieldError, Problem, is_connection_error},
     fault::Fault,
     limits::Limited,
+    mfa::challenge::{MfaRequired, VerifyError},
     oauth::SignInError,
     session::RefreshError,
     store::email_tokens::Unusable,
@@ -32,12 +34,15 @@ pub enum ApiError {
     /// Credentials or token missing or invalid (`invalid_credentials`, `invalid_token`, `invalid_refresh_token`, `refresh_token_reused`).
     #[oai(status = 401, content_type = "application/problem+json")]
     Unauthorized(Json<Problem>, #[oai(header = "WWW-Authenticate")] String),
-    /// Authenticated, but not allowed (`email_not_verified`, `invalid_current_password`, `reauthentication_required`).
+    /// Authenticated, but not allowed (`email_not_verified`, `invalid_current_password`, `reauthentication_required`), or a second factor is needed (`mfa_required`, with `mfa_token` and `methods`).
     #[oai(status = 403, content_type = "application/problem+json")]
     Forbidden(Json<Problem>),
     /// No such resource of the caller's (`profile_not_found`, `session_not_found`).
     #[oai(status = 404, content_type = "application/problem+json")]
     NotFound(Json<Problem>),
+    /// The request conflicts with the resource's state (`totp_already_enabled`).
+    #[oai(status = 409, content_type = "application/problem+json")]
+    Conflict(Json<Problem>),
     /// The body took too long to arrive (`request_timeout`).
     #[oai(status = 408, content_type = "application/problem+json")]
     RequestTimeout(Json<Problem>),
@@ -104,6 +109,18 @@ impl ApiError {
             "0".into(),
             secs,
         )
+    }
+
+    /// A correct first factor: the login continues at `POST /v1/auth/mfa/verify`.
+    pub fn mfa_required(required: MfaRequired) -> Self {
+        let mut problem = Problem::new(
+            StatusCode::FORBIDDEN,
+            "mfa_required",
+            "This account has a second factor: send mfa_token and a code to /v1/auth/mfa/verify.",
+        );
+        problem.mfa_token = Some(required.mfa_token.expose());
+        problem.methods = Some(required.methods.iter().map(|m| (*m).to_string()).collect());
+        Self::Forbidden(Json(problem))
     }
 
     pub fn not_found(code: &str, detail: impl Into<String>) -> Self {
@@ -205,6 +222,7 @@ impl From<LoginError> for ApiError {
             LoginError::EmailNotVerified => {
                 Self::forbidden("email_not_verified", "Verify your email address before logging in.")
             }
+            LoginError::MfaRequired(required) => Self::mfa_required(required),
             LoginError::Fault(fault) => fault.into(),
         }
     }
@@ -282,6 +300,7 @@ impl From<SignInError> for ApiError {
             SignInError::InvalidCode => {
                 Self::bad_request("invalid_code", "The login code is unknown, expired or already used.")
             }
+            SignInError::MfaRequired(required) => Self::mfa_required(required),
             SignInError::Fault(fault) => fault.into(),
         }
     }
@@ -298,6 +317,39 @@ impl From<Refused> for ApiError {
                 "invalid_csrf_token",
                 "Cookie-authenticated requests need the X-CSRF-Token header set to the session's CSRF token.",
             ),
+        }
+    }
+}
+
+const INVALID_MFA_CODE: &str = "The code is wrong, or was already used.";
+
+impl From<MfaError> for ApiError {
+    fn from(e: MfaError) -> Self {
+        match e {
+            MfaError::Reauthenticate(flow) => flow.into(),
+            MfaError::InvalidCode => Self::bad_request("invalid_mfa_code", INVALID_MFA_CODE),
+            MfaError::AlreadyEnabled => Self::Conflict(Json(Problem::new(
+                StatusCode::CONFLICT,
+                "totp_already_enabled",
+                "TOTP is already on for this account; remove it before enrolling again.",
+            ))),
+            MfaError::NotEnrolled => {
+                Self::not_found("totp_not_enrolled", "This account has no TOTP enrollment to act on.")
+            }
+            MfaError::Fault(fault) => fault.into(),
+        }
+    }
+}
+
+impl From<VerifyError> for ApiError {
+    fn from(e: VerifyError) -> Self {
+        match e {
+            VerifyError::InvalidToken => Self::unauthorized(
+                "invalid_mfa_token",
+                "The mfa_token is unknown, used, expired or out of attempts: log in again.",
+            ),
+            VerifyError::InvalidCode => Self::unauthorized("invalid_mfa_code", INVALID_MFA_CODE),
+            VerifyError::Fault(fault) => fault.into(),
         }
     }
 }

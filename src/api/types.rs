@@ -7,8 +7,8 @@ use poem_openapi::{Enum, Object};
 use uuid::Uuid;
 
 pub use super::fields::{
-    CurrentPassword, DisplayName, EmailAddress, LearningGoals, LoginCode, NewPassword, RefreshTokenValue, ResetToken,
-    VerifyToken,
+    CurrentPassword, DisplayName, EmailAddress, LearningGoals, LoginCode, MfaTokenValue, NewPassword,
+    RecoveryCodeValue, RefreshTokenValue, ResetToken, SecondFactorCode, TotpCode, VerifyToken,
 };
 use crate::{
     auth::{account::EventPage, profile::Experience},
@@ -276,4 +276,74 @@ impl From<EventPage> for SecurityEventPage {
     fn from(page: EventPage) -> Self {
         Self { events: page.events, next_before: page.next_before }
     }
+}
+
+/// Re-authentication for a change to second factors: the password, or `{}`
+/// for an account without one within five minutes of logging in.
+#[derive(Debug, Object)]
+pub struct ReauthenticateRequest {
+    pub password: Option<CurrentPassword>,
+}
+
+/// A new TOTP secret, not yet live: add it to an authenticator app, then
+/// confirm it with a first code. Shown this once.
+#[derive(Debug, Object)]
+pub struct TotpEnrollment {
+    /// The secret, RFC 4648 base32 without padding (160 bits), for typing in.
+    pub secret: String,
+    /// The `otpauth://totp/…` Key URI authenticator apps scan.
+    pub otpauth_uri: String,
+    /// The URI as a QR code: an SVG image as a `data:` URL, for an `<img src>`.
+    pub qr_code: String,
+}
+
+/// The first code from the authenticator app.
+#[derive(Debug, Object)]
+pub struct TotpConfirmRequest {
+    pub code: TotpCode,
+}
+
+/// Recovery codes: each works once in place of an authenticator code.
+/// Shown this once; only their hashes are kept.
+#[derive(Debug, Object)]
+pub struct RecoveryCodes {
+    pub recovery_codes: Vec<String>,
+}
+
+/// The second factors of the account.
+#[derive(Debug, Object)]
+pub struct MfaStatus {
+    /// Whether TOTP is on (confirmed).
+    pub totp: bool,
+    pub recovery_codes_left: u64,
+    /// Registered passkeys.
+    pub passkeys: u64,
+}
+
+/// A code that passes now: from the authenticator app, or a recovery code.
+#[derive(Debug, Object)]
+pub struct SecondFactorRequest {
+    pub code: SecondFactorCode,
+}
+
+/// Turning TOTP off: re-authentication and a second factor.
+#[derive(Debug, Object)]
+pub struct DisableTotpRequest {
+    /// The account's password (accounts without one: `{}` within five minutes of logging in).
+    pub password: Option<CurrentPassword>,
+    /// A code from the authenticator app, or a recovery code.
+    pub code: SecondFactorCode,
+}
+
+/// The second step of a login: the `mfa_token` of its `mfa_required`
+/// answer and one of `code` or `recovery_code`.
+#[derive(Debug, Object)]
+pub struct MfaVerifyRequest {
+    pub mfa_token: MfaTokenValue,
+    /// A code from the authenticator app.
+    pub code: Option<TotpCode>,
+    /// A recovery code, in place of `code`.
+    pub recovery_code: Option<RecoveryCodeValue>,
+    // As at login (`body` or `cookie`); undocumented for the reason given there.
+    pub token_delivery: Option<TokenDelivery>,
 }

@@ -14,7 +14,7 @@ use crate::{
     store::{self, events},
 };
 
-/// How recent a login must be to delete an account that has no password.
+/// How recent a login must be to stand in for the password of an account that has none.
 const RECENT_LOGIN: chrono::Duration = chrono::Duration::minutes(5);
 
 /// An entry of the caller's security log.
@@ -24,7 +24,10 @@ pub struct SecurityEvent {
     pub id: Uuid,
     /// `signup`, `login`, `login_failed`, `logout`, `session_revoked`,
     /// `other_sessions_revoked`, `refresh_token_reused`, `email_verified`,
-    /// `password_reset`, `password_changed`.
+    /// `password_reset`, `password_changed`, `identity_linked`,
+    /// `password_removed`, `login_code_reused`, `mfa_enabled`,
+    /// `mfa_disabled`, `mfa_failed`, `recovery_code_used`,
+    /// `recovery_codes_regenerated`.
     pub kind: String,
     pub created_at: DateTime<Utc>,
     #[oai(skip_serializing_if_is_none)]
@@ -62,6 +65,33 @@ pub async fn events(state: &AppState, user: &LiveUser, before: Option<Uuid>, lim
     Ok(EventPage { events, next_before })
 }
 
+/// Asks the signed-in user to prove it is them again before a change that
+/// guards the account: the password, or for an account without one, a
+/// session opened within five minutes. A password check counts toward the
+/// account's failed-login limit, as at login.
+pub async fn reauthenticate(state: &AppState, user: &LiveUser, password: Option<&Password>) -> Result<(), FlowError> {
+    let account = user.account();
+    let stored = store::users::find_by_id(&state.db, account.id).await?.and_then(|u| u.password_hash);
+    match (stored, password) {
+        (Some(_), None) => Err(FlowError::WrongPassword),
+        (Some(stored), Some(password)) => {
+            if credentials::check_owner(state, &account.email_key, password, Some(stored)).await? {
+                Ok(())
+            } else {
+                Err(FlowError::WrongPassword)
+            }
+        }
+        (None, _) => {
+            let now = state.clock.now();
+            let session = store::sessions::find_live(&state.db, user.session_id(), now).await?;
+            if session.is_none_or(|s| now - s.created_at > RECENT_LOGIN) {
+                return Err(FlowError::ReauthenticationRequired);
+            }
+            Ok(())
+        }
+    }
+}
+
 /// Deletes the signed-in user's account, after checking the password (or,
 /// for an account without one, that this session logged in within five
 /// minutes). One transaction: the user, their sessions and refresh tokens,
@@ -73,23 +103,8 @@ pub async fn delete(
     password: Option<&Password>,
     client: &ClientInfo,
 ) -> Result<(), FlowError> {
+    reauthenticate(state, user, password).await?;
     let account = user.account();
-    let stored = store::users::find_by_id(&state.db, account.id).await?.and_then(|u| u.password_hash);
-    match (stored, password) {
-        (Some(_), None) => return Err(FlowError::WrongPassword),
-        (Some(stored), Some(password)) => {
-            if !credentials::check_owner(state, &account.email_key, password, Some(stored)).await? {
-                return Err(FlowError::WrongPassword);
-            }
-        }
-        (None, _) => {
-            let now = state.clock.now();
-            let session = store::sessions::find_live(&state.db, user.session_id(), now).await?;
-            if session.is_none_or(|s| now - s.created_at > RECENT_LOGIN) {
-                return Err(FlowError::ReauthenticationRequired);
-            }
-        }
-    }
     let now = state.clock.now();
     let txn = state.db.begin().await?;
     events::delete_all(&txn, account.id).await?;

@@ -4,6 +4,7 @@ use crate::{
     client::ClientInfo,
     fault::{Fault, carries_fault},
     limits::Rule,
+    mfa::challenge::{self, MfaRequired},
     password::Match,
     secret::Password,
     session::{self, IssuedTokens},
@@ -16,6 +17,9 @@ pub enum LoginError {
     InvalidCredentials,
     #[error("email address not verified")]
     EmailNotVerified,
+    /// The password was right; the account's second factor comes next.
+    #[error("a second factor is required")]
+    MfaRequired(MfaRequired),
     #[error(transparent)]
     Fault(Fault),
 }
@@ -43,6 +47,7 @@ pub async fn login(
         Ok(_) => "ok",
         Err(LoginError::InvalidCredentials) => "invalid_credentials",
         Err(LoginError::EmailNotVerified) => "email_not_verified",
+        Err(LoginError::MfaRequired(_)) => "mfa_required",
         Err(LoginError::Fault(Fault::RateLimited(_))) => "rate_limited",
         Err(LoginError::Fault(Fault::Internal(_))) => "error",
     };
@@ -92,6 +97,11 @@ async fn attempt(
     // the failures stay counted, as for a password tried at a sign-up.
     if require_verification && user.email_verified_at.is_none() {
         return Err(LoginError::EmailNotVerified);
+    }
+    // The failures stay counted until the second factor passes too, so
+    // knowing the password does not reset the count of codes tried.
+    if let Some(required) = challenge::require(&state.db, state, &user, "pwd").await? {
+        return Err(LoginError::MfaRequired(required));
     }
     credentials::succeeded(state, account).await?;
     let mut tokens = session::start(state, &user, "pwd", client).await?;

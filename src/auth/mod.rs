@@ -3,6 +3,7 @@
 
 pub mod account;
 pub mod credentials;
+pub mod factors;
 pub mod flow;
 pub mod login;
 pub mod profile;

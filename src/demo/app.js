@@ -11,6 +11,7 @@ const LEVELS = ['none', 'beginner', 'intermediate', 'advanced'];
 const $ = (id) => document.getElementById(id);
 
 let access = null; // { token, expiresAt }
+let mfaToken = null; // a login waiting for its second factor
 let refreshTimer = null;
 let silentRefreshes = 0;
 
@@ -81,7 +82,7 @@ async function silentRefresh() {
 
 // ---- views ----
 function show(section) {
-  for (const id of ['signed-out', 'signed-in', 'verify', 'forgot', 'reset']) $(id).hidden = id !== section;
+  for (const id of ['signed-out', 'signed-in', 'mfa-step', 'verify', 'forgot', 'reset']) $(id).hidden = id !== section;
 }
 
 function signedOut(message, isError = false) {
@@ -94,7 +95,29 @@ function signedOut(message, isError = false) {
 async function signedIn(tokens) {
   useTokens(tokens);
   show('signed-in');
-  await Promise.all([loadUser(), loadProfile(tokens.onboarding_required), loadSessions()]);
+  await Promise.all([loadUser(), loadProfile(tokens.onboarding_required), loadSessions(), loadMfa()]);
+}
+
+// A login (or Google sign-in) that answered 403 mfa_required: ask for the code.
+function needsSecondFactor(r) {
+  if (r.status !== 403 || r.data?.code !== 'mfa_required') return false;
+  mfaToken = r.data.mfa_token;
+  $('mfa-code').value = '';
+  $('mfa-recovery').value = '';
+  show('mfa-step');
+  say('Enter the code from your authenticator app.');
+  return true;
+}
+
+async function loadMfa() {
+  const r = await call('GET', '/v1/users/me/mfa', { auth: true });
+  if (!r.ok) return;
+  $('mfa-state').textContent = r.data.totp
+    ? `On: an authenticator app (${r.data.recovery_codes_left} recovery codes left).`
+    : 'Off: a password is enough to sign in.';
+  $('totp-start-form').hidden = r.data.totp;
+  $('totp-off-form').hidden = !r.data.totp;
+  $('totp-confirm-form').hidden = true;
 }
 
 async function loadUser() {
@@ -193,10 +216,68 @@ function wire() {
   on('login-form', 'submit', async () => {
     const body = { email: $('login-email').value, password: $('login-password').value, token_delivery: 'cookie' };
     const r = await call('POST', '/v1/auth/login', { body });
-    if (!r.ok) return say(problemText(r.data), true);
     $('login-password').value = '';
+    if (needsSecondFactor(r)) return;
+    if (!r.ok) return say(problemText(r.data), true);
     await signedIn(r.data);
     say('Logged in.');
+  });
+
+  on('mfa-form', 'submit', async () => {
+    const body = { mfa_token: mfaToken, token_delivery: 'cookie' };
+    if ($('mfa-recovery').value) body.recovery_code = $('mfa-recovery').value;
+    else body.code = $('mfa-code').value;
+    const r = await call('POST', '/v1/auth/mfa/verify', { body });
+    if (!r.ok) {
+      // A dead token (used, expired, out of attempts) means starting over.
+      if (r.data?.code === 'invalid_mfa_token') signedOut(problemText(r.data), true);
+      else say(problemText(r.data), true);
+      return;
+    }
+    mfaToken = null;
+    await signedIn(r.data);
+    say('Logged in with two steps.');
+  });
+
+  on('totp-start-form', 'submit', async () => {
+    const password = $('totp-password').value;
+    const r = await call('POST', '/v1/users/me/mfa/totp', { body: password ? { password } : {}, auth: true });
+    $('totp-password').value = '';
+    if (!r.ok) return say(problemText(r.data), true);
+    $('totp-qr').src = r.data.qr_code;
+    $('totp-secret').textContent = r.data.secret;
+    $('totp-confirm-form').hidden = false;
+    say('Add the key to your authenticator app, then enter its first code.');
+  });
+
+  on('totp-confirm-form', 'submit', async () => {
+    const r = await call('POST', '/v1/users/me/mfa/totp/confirm', { body: { code: $('totp-code').value }, auth: true });
+    $('totp-code').value = '';
+    if (!r.ok) return say(problemText(r.data), true);
+    const list = $('recovery-codes');
+    list.replaceChildren(...r.data.recovery_codes.map((code) => {
+      const item = document.createElement('li');
+      item.textContent = code;
+      return item;
+    }));
+    $('recovery').hidden = false;
+    $('totp-secret').textContent = '';
+    $('totp-qr').removeAttribute('src');
+    await loadMfa();
+    say('Two-step sign-in is on. Save your recovery codes now.');
+  });
+
+  on('totp-off-form', 'submit', async () => {
+    const password = $('totp-off-password').value;
+    const body = { code: $('totp-off-code').value };
+    if (password) body.password = password;
+    const r = await call('DELETE', '/v1/users/me/mfa/totp', { body, auth: true });
+    $('totp-off-password').value = '';
+    $('totp-off-code').value = '';
+    if (!r.ok) return say(problemText(r.data), true);
+    $('recovery').hidden = true;
+    await loadMfa();
+    say('Two-step sign-in is off.');
   });
 
   on('reload-user', 'click', loadUser);
@@ -285,6 +366,7 @@ async function start() {
     const body = { code: params.get('code') || '', token_delivery: 'cookie' };
     if (verifier) body.code_verifier = verifier;
     const r = await call('POST', '/v1/auth/oauth/exchange', { body });
+    if (needsSecondFactor(r)) return;
     if (!r.ok) return signedOut(problemText(r.data), true);
     await signedIn(r.data);
     return say(r.data.is_new_user ? 'Welcome! Your account was created with Google.' : 'Signed in with Google.');

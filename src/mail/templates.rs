@@ -65,6 +65,9 @@ impl Letter {
             MailKind::PasswordReset => "Reset your password",
             MailKind::PasswordChanged => "Your password was changed",
             MailKind::ChoosePassword => "Choose a password for your account",
+            MailKind::MfaEnabled => "Two-step sign-in was turned on",
+            MailKind::MfaDisabled => "Two-step sign-in was turned off",
+            MailKind::RecoveryCodeUsed => "A recovery code was used to sign in",
         }
     }
 

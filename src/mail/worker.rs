@@ -146,7 +146,11 @@ async fn compose(state: &AppState, kind: MailKind, row: &OutboxRow) -> anyhow::R
             let link = format!("{app_url}/{path}?token={}", token.expose());
             (link.clone(), Some((ttl, expires_at)), Some(link))
         }
-        MailKind::SignupExisting | MailKind::PasswordChanged => (forgot_link, None, None),
+        MailKind::SignupExisting
+        | MailKind::PasswordChanged
+        | MailKind::MfaEnabled
+        | MailKind::MfaDisabled
+        | MailKind::RecoveryCodeUsed => (forgot_link, None, None),
     };
     // Whoever signed up chose the name; until the address is verified it may
     // be someone else's text aimed at the address's owner, so it is not shown.

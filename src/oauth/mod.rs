@@ -23,6 +23,7 @@ use crate::{
     client::ClientInfo,
     fault::{Fault, carries_fault},
     limits::Rule,
+    mfa::challenge::{self, MfaRequired},
     session::{self, IssuedTokens},
     store::{
         email_tokens, events, oauth as store, profiles, sessions,
@@ -103,6 +104,9 @@ pub enum SignInError {
     NoRedirect(Failure),
     #[error("unknown, expired or used login code")]
     InvalidCode,
+    /// The account has a second factor: the exchange ends in its challenge.
+    #[error("a second factor is required")]
+    MfaRequired(MfaRequired),
     #[error(transparent)]
     Fault(Fault),
 }
@@ -415,6 +419,10 @@ pub async fn exchange(
                 txn.rollback().await?;
                 return Err(SignInError::InvalidCode);
             };
+            if let Some(required) = challenge::require(&txn, state, &user, &code.provider).await? {
+                txn.commit().await?;
+                return Err(SignInError::MfaRequired(required));
+            }
             let mut tokens = session::start_in(&txn, state, &user, &code.provider, client).await?;
             store::set_code_session(&txn, &hash, tokens.session_id).await?;
             tokens.onboarding_required = Some(!profiles::exists(&txn, user.id).await?);

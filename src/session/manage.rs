@@ -23,7 +23,8 @@ pub struct SessionInfo {
     pub ip: Option<String>,
     #[oai(skip_serializing_if_is_none)]
     pub user_agent: Option<String>,
-    /// How the session was opened: `pwd` (password) or `google`.
+    /// How the session was opened: its access tokens' `amr`, space-separated:
+    /// `pwd` (password) or `google`, followed by `otp mfa` after a second factor.
     pub method: String,
     /// True for the session of the access token making this request.
     pub current: bool,

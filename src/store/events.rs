@@ -78,4 +78,9 @@ pub mod kind {
     pub const PASSWORD_REMOVED: &str = "password_removed";
     /// A provider login code came back after it had been used; its session was revoked.
     pub const LOGIN_CODE_REUSED: &str = "login_code_reused";
+    pub const MFA_ENABLED: &str = "mfa_enabled";
+    pub const MFA_DISABLED: &str = "mfa_disabled";
+    pub const MFA_FAILED: &str = "mfa_failed";
+    pub const RECOVERY_CODE_USED: &str = "recovery_code_used";
+    pub const RECOVERY_CODES_REGENERATED: &str = "recovery_codes_regenerated";
 }

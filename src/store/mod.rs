@@ -5,6 +5,7 @@ pub mod cleanup;
 mod db;
 pub mod email_tokens;
 pub mod events;
+pub mod mfa;
 pub mod oauth;
 pub mod outbox;
 pub mod profiles;

@@ -27,6 +27,12 @@ pub enum MailKind {
     /// The address was verified without the sign-up's password, which was
     /// removed: a link to choose one.
     ChoosePassword,
+    /// TOTP was turned on.
+    MfaEnabled,
+    /// TOTP was turned off.
+    MfaDisabled,
+    /// A recovery code was used.
+    RecoveryCodeUsed,
 }
 
 impl MailKind {
@@ -37,13 +43,25 @@ impl MailKind {
             MailKind::PasswordReset => "password_reset",
             MailKind::PasswordChanged => "password_changed",
             MailKind::ChoosePassword => "choose_password",
+            MailKind::MfaEnabled => "mfa_enabled",
+            MailKind::MfaDisabled => "mfa_disabled",
+            MailKind::RecoveryCodeUsed => "recovery_code_used",
         }
     }
 
     pub fn parse(value: &str) -> Option<Self> {
-        [Self::VerifyEmail, Self::SignupExisting, Self::PasswordReset, Self::PasswordChanged, Self::ChoosePassword]
-            .into_iter()
-            .find(|kind| kind.as_str() == value)
+        [
+            Self::VerifyEmail,
+            Self::SignupExisting,
+            Self::PasswordReset,
+            Self::PasswordChanged,
+            Self::ChoosePassword,
+            Self::MfaEnabled,
+            Self::MfaDisabled,
+            Self::RecoveryCodeUsed,
+        ]
+        .into_iter()
+        .find(|kind| kind.as_str() == value)
     }
 }
 

@@ -37,6 +37,7 @@ pub struct Subject {
     pub session_id: Uuid,
     pub email: String,
     pub email_verified: bool,
+    /// The session's `amr` values, space-separated (`pwd`, `pwd otp mfa`).
     pub method: String,
     /// The session's status-list slot.
     pub status: Option<Slot>,
@@ -112,7 +113,7 @@ pub fn issue(
         client_id: settings.client_id.clone(),
         email: subject.email.clone(),
         email_verified: subject.email_verified,
-        amr: vec![subject.method.clone()],
+        amr: subject.method.split(' ').map(str::to_string).collect(),
         status: subject.status.map(|slot| StatusClaim {
             status_list: StatusListReference { idx: slot.idx, uri: status_list_uri(&settings.issuer, slot.list_id) },
         }),

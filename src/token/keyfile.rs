@@ -19,6 +19,8 @@ use crate::config::SigningAlg;
 
 pub const RING_FILE: &str = "ring.json";
 pub const REFRESH_SECRET_FILE: &str = "refresh-secret.key";
+/// Seals second-factor secrets (README "Second factors"): kept here, never in the database.
+pub const MFA_KEY_FILE: &str = "mfa.key";
 
 /// Where a key is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -172,14 +174,24 @@ impl KeyDir {
 
     /// The server-side secret that derives refresh-token successors; created on first use.
     pub fn refresh_secret(&self) -> anyhow::Result<[u8; 32]> {
-        let path = self.path.join(REFRESH_SECRET_FILE);
+        self.secret(REFRESH_SECRET_FILE)
+    }
+
+    /// The key that seals TOTP secrets and keys recovery-code hashes; created on first use.
+    pub fn mfa_key(&self) -> anyhow::Result<[u8; 32]> {
+        self.secret(MFA_KEY_FILE)
+    }
+
+    /// 32 random bytes in the file `name`, created (mode 0600) on first use.
+    fn secret(&self, name: &str) -> anyhow::Result<[u8; 32]> {
+        let path = self.path.join(name);
         if !path.exists() {
             let mut secret = [0u8; 32];
             SystemRandom::new().fill(&mut secret).map_err(|_| anyhow::anyhow!("no randomness"))?;
             match write_secret_file(&path, &secret) {
                 Ok(()) => {}
                 // Another instance created it first: use theirs.
-                Err(e) if path.exists() => tracing::debug!(error = %e, "refresh secret raced"),
+                Err(e) if path.exists() => tracing::debug!(error = %e, file = name, "secret file raced"),
                 Err(e) => return Err(e),
             }
         }

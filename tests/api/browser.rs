@@ -59,6 +59,12 @@ async fn the_demo_journey_in_chromium() {
 }
 
 #[tokio::test]
+async fn two_step_sign_in_from_the_demo_in_chromium() {
+    let app = latchkey(Options::default().env("LATCHKEY_RATE_LIMIT_LOGIN_PER_ACCOUNT", "50")).await;
+    browser_script("mfa.mjs", &app, &[]).await;
+}
+
+#[tokio::test]
 async fn google_sign_in_from_the_demo_in_chromium() {
     let port = free_port();
     let provider = Provider::start_for(&format!("http://127.0.0.1:{port}/v1/auth/oauth/google/callback")).await;

@@ -75,7 +75,7 @@ async fn private_key_files_are_readable_by_the_owner_only() {
             private += 1;
         }
     }
-    assert_eq!(private, 3, "two signing keys and the refresh secret");
+    assert_eq!(private, 4, "two signing keys, the refresh secret and the second-factor key");
 }
 
 #[tokio::test]

@@ -447,6 +447,12 @@ impl TestApp {
         assert_eq!(resp.status(), 200, "verifying {email}");
     }
 
+    /// What time it is for the server: its clock if the test holds one.
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        use latchkey::Clock;
+        self.clock.as_ref().map_or_else(chrono::Utc::now, |clock| clock.now())
+    }
+
     /// Moves the in-process server's clock forward.
     pub fn advance(&self, by: chrono::Duration) {
         self.clock.as_ref().expect("a server started with spawn_with_clock").advance(by);

@@ -18,6 +18,7 @@ mod google;
 mod health;
 mod integrations;
 mod mail;
+mod mfa;
 mod openapi;
 mod operations;
 mod pg;
