@@ -104,6 +104,10 @@ pub struct Server {
     pub metrics_enabled: bool,
     /// Serve `/metrics` on this address instead of the main listener.
     pub metrics_bind: Option<SocketAddr>,
+    /// The WebAuthn relying-party id passkeys are bound to; defaults to the
+    /// issuer's host (`localhost` while the issuer is the default on a
+    /// loopback address).
+    pub webauthn_rp_id: Option<String>,
 }
 
 /// How log lines are written.
@@ -130,6 +134,7 @@ impl Default for Server {
             log_format: LogFormat::Text,
             metrics_enabled: true,
             metrics_bind: None,
+            webauthn_rp_id: None,
         }
     }
 }
@@ -171,6 +176,18 @@ impl Server {
             Some(url) => url.trim_end_matches('/').to_string(),
             None => format!("{}/demo", self.issuer()),
         }
+    }
+
+    /// The relying-party id of passkeys.
+    pub fn webauthn_rp_id(&self) -> String {
+        if let Some(id) = &self.webauthn_rp_id {
+            return id.trim().to_ascii_lowercase();
+        }
+        if self.issuer.is_none() && self.bind.ip().is_loopback() {
+            // Browsers take no IP address as a relying party.
+            return "localhost".into();
+        }
+        url::Url::parse(&self.issuer()).ok().and_then(|u| u.host_str().map(str::to_string)).unwrap_or_default()
     }
 
     pub fn is_sqlite(&self) -> bool {

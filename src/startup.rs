@@ -55,6 +55,34 @@ fn allow_list(server: &Server, google: &Google) -> Result<AllowList, ConfigError
     AllowList::new(&server.app_url(), &extra).map_err(|e| invalid("LATCHKEY_REDIRECT_ALLOW_LIST", e))
 }
 
+/// The WebAuthn relying party: `LATCHKEY_WEBAUTHN_RP_ID` (or the issuer's
+/// host), for latchkey's own origins and those of `LATCHKEY_CORS_ORIGINS`
+/// that are on it. `None`, with a warning, when no origin is (an issuer on
+/// an IP address, say): passkeys are then off.
+fn passkeys(config: &Config) -> Option<webauthn_rs::Webauthn> {
+    let rp_id = config.server.webauthn_rp_id();
+    let mut origins: Vec<url::Url> =
+        config.server.own_origins().iter().filter_map(|o| url::Url::parse(o).ok()).collect();
+    origins.extend(config.cookies.cors_origins().unwrap_or_default().iter().filter_map(|o| url::Url::parse(o).ok()));
+    let on_rp = |u: &url::Url| u.domain().is_some_and(|d| d == rp_id || d.ends_with(&format!(".{rp_id}")));
+    origins.retain(on_rp);
+    let built = origins.split_first().and_then(|(first, rest)| {
+        let builder = webauthn_rs::WebauthnBuilder::new(&rp_id, first).ok()?;
+        let builder = rest.iter().fold(builder, |b, origin| b.append_allowed_origin(origin));
+        builder.rp_name(&config.tokens.totp_issuer).build().ok()
+    });
+    match &built {
+        Some(_) => {
+            let list: Vec<_> = origins.iter().map(|o| o.origin().ascii_serialization()).collect();
+            tracing::info!("passkeys: relying party {rp_id}, origins {}", list.join(", "));
+        }
+        None => tracing::warn!(
+            "passkeys off: no origin of latchkey's (or of LATCHKEY_CORS_ORIGINS) is on the relying party              {rp_id:?}; set LATCHKEY_ISSUER to a URL with a domain name, or LATCHKEY_WEBAUTHN_RP_ID"
+        ),
+    }
+    built
+}
+
 /// Loads (or, when the folder holds none, generates) the key ring, connects
 /// to the database and migrates it.
 async fn build_state(config: Config, redirects: AllowList, clock: Arc<dyn Clock>) -> anyhow::Result<AppState> {
@@ -76,8 +104,15 @@ async fn build_state(config: Config, redirects: AllowList, clock: Arc<dyn Clock>
         ring.active().kid
     );
     let secret = dir.refresh_secret()?;
-    let mfa_keys = crate::mfa::keys::MfaKeys::new(&dir.mfa_key()?);
     let db = store::connect(&config.server).await?;
+    if !dir.has_mfa_key() && store::mfa::any_confirmed(&db).await? {
+        anyhow::bail!(
+            "keys: {}/mfa.key is missing, but accounts have TOTP sealed with it: restore it from a backup \
+             (a new key would open none of them, and no code of theirs would pass)",
+            config.tokens.keys_dir.display()
+        );
+    }
+    let mfa_keys = crate::mfa::keys::MfaKeys::new(&dir.mfa_key()?);
     let issuer = config.server.issuer();
     let tokens = TokenSettings {
         issuer: issuer.clone(),
@@ -109,6 +144,7 @@ async fn build_state(config: Config, redirects: AllowList, clock: Arc<dyn Clock>
         let callback = config.google.redirect_uri(&issuer);
         tracing::info!("sign in with Google: issuer {}, callback {callback}", config.google.google_issuer);
     }
+    let webauthn = passkeys(&config);
     let status_lists = StatusLists::new(issuer, config.tokens.status_list_ttl_secs);
     let metrics = config.server.metrics_enabled.then(crate::observe::metrics::install);
     Ok(AppState::new(State {
@@ -119,6 +155,7 @@ async fn build_state(config: Config, redirects: AllowList, clock: Arc<dyn Clock>
         tokens,
         refresh_secret,
         mfa_keys,
+        webauthn,
         hasher: PasswordHasher::new(hash_concurrency),
         verified: VerifiedTokens::new(4096),
         mail_queue: Arc::new(tokio::sync::Notify::new()),

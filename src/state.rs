@@ -23,6 +23,8 @@ pub struct State {
     pub refresh_secret: hmac::Key,
     /// Seals TOTP secrets and keys recovery-code hashes.
     pub mfa_keys: crate::mfa::keys::MfaKeys,
+    /// Passkeys (WebAuthn), unless the relying party cannot be set up.
+    pub webauthn: Option<webauthn_rs::Webauthn>,
     pub hasher: PasswordHasher,
     /// Access tokens whose signature this process has already checked.
     pub verified: VerifiedTokens,

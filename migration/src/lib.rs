@@ -18,6 +18,7 @@ mod m20261201_000012_create_signup_attempts;
 mod m20261201_000013_derive_oauth_secrets;
 mod m20261202_000014_create_status_lists;
 mod m20261202_000015_create_mfa;
+mod m20261202_000016_create_passkeys;
 
 pub struct Migrator;
 
@@ -40,6 +41,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000013_derive_oauth_secrets::Migration),
             Box::new(m20261202_000014_create_status_lists::Migration),
             Box::new(m20261202_000015_create_mfa::Migration),
+            Box::new(m20261202_000016_create_passkeys::Migration),
         ]
     }
 }

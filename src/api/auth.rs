@@ -59,14 +59,14 @@ pub enum VerifiedResponse {
 }
 
 #[derive(ApiResponse)]
-pub enum TokenIssued {
+pub(super) enum TokenIssued {
     /// New tokens. Responses carry `Cache-Control: no-store`.
     #[oai(status = 200)]
     Ok(Json<TokenResponse>, #[oai(header = "Cache-Control")] String),
 }
 
 impl TokenIssued {
-    fn new(body: TokenResponse) -> Self {
+    pub(super) fn new(body: TokenResponse) -> Self {
         Self::Ok(Json(body), super::no_store())
     }
 }

@@ -60,7 +60,7 @@ impl MfaApi {
         Ok(StatusResponse::Ok(Json(MfaStatus {
             totp: status.totp,
             recovery_codes_left: status.recovery_codes_left,
-            passkeys: 0,
+            passkeys: status.passkeys,
         })))
     }
 

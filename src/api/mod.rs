@@ -10,6 +10,7 @@ mod health;
 mod mfa;
 mod oauth;
 mod observe;
+mod passkeys;
 mod problems;
 mod security;
 mod sessions;
@@ -31,7 +32,7 @@ pub enum ApiTags {
     Auth,
     /// The signed-in user: profile, account, security log.
     Users,
-    /// The signed-in user's second factors: TOTP and recovery codes.
+    /// Second factors and passkeys: TOTP, recovery codes, passkey registration and sign-in.
     Mfa,
     /// The signed-in user's sessions.
     Sessions,
@@ -47,6 +48,7 @@ type Apis = (
     oauth::OAuthApi,
     users::UsersApi,
     mfa::MfaApi,
+    passkeys::PasskeysApi,
     sessions::SessionsApi,
     discovery::DiscoveryApi,
     health::HealthApi,

@@ -11,6 +11,7 @@ use crate::{
         factors::MfaError,
         flow::FlowError,
         login::LoginError,
+        passkeys::PasskeyError,
         profile::ProfileError,
         signup::SignupError,
         validate::{BrokenRule, Invalid},
@@ -36,7 +37,12 @@ pub enum ApiError {
     Unauthorized(Json<Problem>, #[oai(header = "WWW-Authenticate")] String),
     /// Authenticated, but not allowed (`email_not_verified`, `invalid_current_password`, `reauthentication_required`), or a second factor is needed (`mfa_required`, with `mfa_token` and `methods`).
     #[oai(status = 403, content_type = "application/problem+json")]
-    Forbidden(Json<Problem>),
+    Forbidden(
+        Json<Problem>,
+        /// `no-store` on `mfa_required`, whose `mfa_token` is a credential.
+        #[oai(header = "Cache-Control")]
+        Option<String>,
+    ),
     /// No such resource of the caller's (`profile_not_found`, `session_not_found`).
     #[oai(status = 404, content_type = "application/problem+json")]
     NotFound(Json<Problem>),
@@ -92,7 +98,7 @@ impl ApiError {
     }
 
     pub fn forbidden(code: &str, detail: impl Into<String>) -> Self {
-        Self::Forbidden(Json(Problem::new(StatusCode::FORBIDDEN, code, detail)))
+        Self::Forbidden(Json(Problem::new(StatusCode::FORBIDDEN, code, detail)), None)
     }
 
     /// A 429 with `Retry-After` and the `RateLimit-*` headers.
@@ -120,7 +126,7 @@ impl ApiError {
         );
         problem.mfa_token = Some(required.mfa_token.expose());
         problem.methods = Some(required.methods.iter().map(|m| (*m).to_string()).collect());
-        Self::Forbidden(Json(problem))
+        Self::Forbidden(Json(problem), Some(super::no_store()))
     }
 
     pub fn not_found(code: &str, detail: impl Into<String>) -> Self {
@@ -350,6 +356,29 @@ impl From<VerifyError> for ApiError {
             ),
             VerifyError::InvalidCode => Self::unauthorized("invalid_mfa_code", INVALID_MFA_CODE),
             VerifyError::Fault(fault) => fault.into(),
+        }
+    }
+}
+
+impl From<PasskeyError> for ApiError {
+    fn from(e: PasskeyError) -> Self {
+        match e {
+            PasskeyError::NotConfigured => Self::not_found(
+                "passkeys_not_configured",
+                "Passkeys are off: latchkey needs an issuer on a domain name (LATCHKEY_ISSUER, LATCHKEY_WEBAUTHN_RP_ID).",
+            ),
+            PasskeyError::Reauthenticate(flow) => flow.into(),
+            PasskeyError::InvalidChallenge => Self::bad_request(
+                "invalid_passkey_challenge",
+                "This passkey challenge is unknown, used or expired: start again.",
+            ),
+            PasskeyError::Refused => Self::unauthorized("invalid_passkey", "The passkey was not accepted."),
+            PasskeyError::InvalidName => Self::bad_request(
+                "invalid_passkey_name",
+                "A passkey name has 1 to 64 characters and no control characters.",
+            ),
+            PasskeyError::NotFound => Self::not_found("passkey_not_found", "You have no passkey with this id."),
+            PasskeyError::Fault(fault) => fault.into(),
         }
     }
 }

@@ -27,7 +27,7 @@ pub struct SecurityEvent {
     /// `password_reset`, `password_changed`, `identity_linked`,
     /// `password_removed`, `login_code_reused`, `mfa_enabled`,
     /// `mfa_disabled`, `mfa_failed`, `recovery_code_used`,
-    /// `recovery_codes_regenerated`.
+    /// `recovery_codes_regenerated`, `passkey_added`, `passkey_removed`.
     pub kind: String,
     pub created_at: DateTime<Utc>,
     #[oai(skip_serializing_if_is_none)]

@@ -7,7 +7,14 @@
 use sea_orm::ConnectionTrait;
 use uuid::Uuid;
 
-use crate::{AppState, fault::Fault, limits::Rule, password::Match, secret::Password, store::signup_attempts};
+use crate::{
+    AppState,
+    fault::Fault,
+    limits::Rule,
+    password::Match,
+    secret::Password,
+    store::{self, signup_attempts},
+};
 
 /// Counts a password check of the account at `email_key`, then checks
 /// `password` against its own hash (`owner`) and the passwords tried at
@@ -35,8 +42,14 @@ pub async fn check_owner(
 }
 
 /// The owner proved their password and the operation went ahead: their
-/// failures are forgotten.
-pub async fn succeeded(state: &AppState, email_key: &str) -> Result<(), Fault> {
+/// failures are forgotten, unless the account has a second factor. Its
+/// codes count toward the same limit, and only a passing code clears it:
+/// otherwise every right password (a login, a password change) would buy
+/// another round of code guesses.
+pub async fn succeeded(state: &AppState, user_id: Uuid, email_key: &str) -> Result<(), Fault> {
+    if store::mfa::totp_enabled(&state.db, user_id).await? {
+        return Ok(());
+    }
     Ok(state.limits.clear(&state.db, Rule::LoginFailuresPerAccount, email_key).await?)
 }
 

@@ -85,6 +85,7 @@ pub async fn confirm(
     let step = open_secret(state, holder.user_id, &pending.secret_sealed)
         .and_then(|secret| secret.check(code.trim(), now.timestamp().max(0) as u64));
     let Some(step) = step else {
+        notify(state, holder, events::kind::MFA_FAILED, None, client).await?;
         return Err(MfaError::InvalidCode);
     };
     let recovery = codes::new_recovery_codes();
@@ -110,12 +111,14 @@ fn hashes(state: &AppState, codes: &[String]) -> Vec<Vec<u8>> {
 pub struct Status {
     pub totp: bool,
     pub recovery_codes_left: u64,
+    pub passkeys: u64,
 }
 
 pub async fn status(state: &AppState, user: &LiveUser) -> Result<Status, Fault> {
     Ok(Status {
         totp: store::mfa::totp_enabled(&state.db, user.user_id()).await?,
         recovery_codes_left: store::mfa::recovery_codes_left(&state.db, user.user_id()).await?,
+        passkeys: store::passkeys::count(&state.db, user.user_id()).await?,
     })
 }
 
@@ -137,6 +140,8 @@ pub async fn regenerate(
     passed(state, holder.email_key).await?;
     let recovery = codes::new_recovery_codes();
     let txn = state.db.begin().await?;
+    // Two renewals at once: the second waits, and its set replaces the first's.
+    store::mfa::lock(&txn, holder.user_id).await?;
     store::mfa::replace_recovery_codes(&txn, holder.user_id, hashes(state, &recovery), state.clock.now()).await?;
     txn.commit().await?;
     notify(state, holder, events::kind::RECOVERY_CODES_REGENERATED, None, client).await?;

@@ -6,6 +6,7 @@ pub mod credentials;
 pub mod factors;
 pub mod flow;
 pub mod login;
+pub mod passkeys;
 pub mod profile;
 pub mod recovery;
 pub mod signup;

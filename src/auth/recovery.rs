@@ -50,6 +50,7 @@ pub async fn reset(
     let user_id = email_tokens::consume(&txn, &token, now).await?.map_err(FlowError::Token)?;
     let user = users::find_by_id(&txn, user_id).await?.ok_or(FlowError::Token(Unusable::Unknown))?;
     users::set_password(&txn, user_id, hash, now).await?;
+    crate::store::mfa::drop_challenges(&txn, user_id).await?;
     users::mark_verified(&txn, user_id, now).await?;
     email_tokens::supersede_all(&txn, user_id, Purpose::ResetPassword, now).await?;
     let ended = sessions::revoke_all(&txn, user_id, None, now).await?;
@@ -77,7 +78,7 @@ pub async fn change(
     if !credentials::check_owner(state, &account.email_key, current, stored).await? {
         return Err(FlowError::WrongPassword);
     }
-    credentials::succeeded(state, &account.email_key).await?;
+    credentials::succeeded(state, account.id, &account.email_key).await?;
     // What a guesser would build a password from for this account.
     let personal = [account.email.as_str(), account.name.as_deref().unwrap_or_default()];
     validate::password(new_password.expose(), &personal).map_err(|e| FlowError::Invalid(Invalid::password(e)))?;
@@ -86,6 +87,7 @@ pub async fn change(
     let now = state.clock.now();
     let txn = state.db.begin().await?;
     users::set_password(&txn, account.id, hash, now).await?;
+    crate::store::mfa::drop_challenges(&txn, account.id).await?;
     // A reset link asked for before the change must not undo it.
     email_tokens::supersede_all(&txn, account.id, Purpose::ResetPassword, now).await?;
     let ended = sessions::revoke_all(&txn, account.id, Some(user.session_id()), now).await?;

@@ -53,7 +53,7 @@ pub async fn verify_email(
             if !credentials::check_owner(state, &user.email_key, password, Some(stored.clone())).await? {
                 return Err(FlowError::WrongPassword);
             }
-            credentials::succeeded(state, &user.email_key).await?;
+            credentials::succeeded(state, user.id, &user.email_key).await?;
             true
         }
         (None, Some(_)) => false,
@@ -71,6 +71,9 @@ pub async fn verify_email(
     events::record(&txn, user_id, None, events::kind::EMAIL_VERIFIED, origin, now).await?;
     if remove {
         users::drop_unproven(&txn, user_id, now).await?;
+        // Second factors the unproven sign-up set up would lock the owner out.
+        crate::store::mfa::remove_totp(&txn, user_id).await?;
+        crate::store::passkeys::delete_all(&txn, user_id).await?;
         let ended = sessions::revoke_all(&txn, user_id, None, now).await?;
         crate::observe::metrics::sessions_revoked(events::kind::PASSWORD_REMOVED, ended);
         events::record(&txn, user_id, None, events::kind::PASSWORD_REMOVED, origin, now).await?;

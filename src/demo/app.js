@@ -95,7 +95,32 @@ function signedOut(message, isError = false) {
 async function signedIn(tokens) {
   useTokens(tokens);
   show('signed-in');
-  await Promise.all([loadUser(), loadProfile(tokens.onboarding_required), loadSessions(), loadMfa()]);
+  await Promise.all([loadUser(), loadProfile(tokens.onboarding_required), loadSessions(), loadMfa(), loadPasskeys()]);
+}
+
+async function loadPasskeys() {
+  const r = await call('GET', '/v1/users/me/passkeys', { auth: true });
+  const list = $('passkeys');
+  list.replaceChildren();
+  if (!r.ok) return;
+  for (const p of r.data.items) {
+    const item = document.createElement('li');
+    item.dataset.passkeyId = p.id;
+    const used = p.last_used_at ? `last used ${new Date(p.last_used_at).toLocaleString()}` : 'not used yet';
+    item.textContent = `${p.name} — added ${new Date(p.created_at).toLocaleString()}, ${used} `;
+    const remove = document.createElement('button');
+    remove.type = 'button';
+    remove.textContent = 'Remove';
+    remove.addEventListener('click', async () => {
+      const password = $('passkey-password').value;
+      const body = password ? { password } : {};
+      const removed = await call('DELETE', `/v1/users/me/passkeys/${p.id}`, { body, auth: true });
+      await Promise.all([loadPasskeys(), loadMfa()]);
+      say(removed.ok ? 'Passkey removed.' : problemText(removed.data), !removed.ok);
+    });
+    item.append(remove);
+    list.append(item);
+  }
 }
 
 // A login (or Google sign-in) that answered 403 mfa_required: ask for the code.
@@ -115,6 +140,7 @@ async function loadMfa() {
   $('mfa-state').textContent = r.data.totp
     ? `On: an authenticator app (${r.data.recovery_codes_left} recovery codes left).`
     : 'Off: a password is enough to sign in.';
+  if (r.data.passkeys) $('mfa-state').textContent += ` Passkeys: ${r.data.passkeys}.`;
   $('totp-start-form').hidden = r.data.totp;
   $('totp-off-form').hidden = !r.data.totp;
   $('totp-confirm-form').hidden = true;
@@ -237,6 +263,36 @@ function wire() {
     mfaToken = null;
     await signedIn(r.data);
     say('Logged in with two steps.');
+  });
+
+  // Passkeys: latchkey sends the options as JSON, the browser parses them
+  // and answers with credential.toJSON(); no binary handling here.
+  on('passkey-add-form', 'submit', async () => {
+    const password = $('passkey-password').value;
+    const r = await call('POST', '/v1/users/me/passkeys/register/start', { body: password ? { password } : {}, auth: true });
+    $('passkey-password').value = '';
+    if (!r.ok) return say(problemText(r.data), true);
+    const credential = await navigator.credentials.create({
+      publicKey: PublicKeyCredential.parseCreationOptionsFromJSON(r.data.publicKey),
+    });
+    const body = { credential: credential.toJSON(), name: $('passkey-name').value };
+    const done = await call('POST', '/v1/users/me/passkeys/register/finish', { body, auth: true });
+    if (!done.ok) return say(problemText(done.data), true);
+    await Promise.all([loadPasskeys(), loadMfa()]);
+    say(`Passkey "${done.data.name}" added.`);
+  });
+
+  on('passkey-sign-in', 'click', async () => {
+    const r = await call('POST', '/v1/auth/passkey/start', { body: {} });
+    if (!r.ok) return say(problemText(r.data), true);
+    const credential = await navigator.credentials.get({
+      publicKey: PublicKeyCredential.parseRequestOptionsFromJSON(r.data.publicKey),
+    });
+    const body = { challenge_id: r.data.challenge_id, credential: credential.toJSON(), token_delivery: 'cookie' };
+    const done = await call('POST', '/v1/auth/passkey/finish', { body });
+    if (!done.ok) return say(problemText(done.data), true);
+    await signedIn(done.data);
+    say('Signed in with a passkey.');
   });
 
   on('totp-start-form', 'submit', async () => {

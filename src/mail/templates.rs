@@ -68,6 +68,8 @@ impl Letter {
             MailKind::MfaEnabled => "Two-step sign-in was turned on",
             MailKind::MfaDisabled => "Two-step sign-in was turned off",
             MailKind::RecoveryCodeUsed => "A recovery code was used to sign in",
+            MailKind::PasskeyAdded => "A passkey was added to your account",
+            MailKind::PasskeyRemoved => "A passkey was removed from your account",
         }
     }
 

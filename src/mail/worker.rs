@@ -150,7 +150,9 @@ async fn compose(state: &AppState, kind: MailKind, row: &OutboxRow) -> anyhow::R
         | MailKind::PasswordChanged
         | MailKind::MfaEnabled
         | MailKind::MfaDisabled
-        | MailKind::RecoveryCodeUsed => (forgot_link, None, None),
+        | MailKind::RecoveryCodeUsed
+        | MailKind::PasskeyAdded
+        | MailKind::PasskeyRemoved => (forgot_link, None, None),
     };
     // Whoever signed up chose the name; until the address is verified it may
     // be someone else's text aimed at the address's owner, so it is not shown.

@@ -11,6 +11,7 @@ use crate::{
     AppState,
     client::ClientInfo,
     fault::{Fault, carries_fault},
+    limits::Rule,
     session::{self, IssuedTokens},
     store::{self, mfa::NewChallenge, profiles, users},
 };
@@ -70,9 +71,10 @@ pub async fn verify(
     code: Code<'_>,
     client: ClientInfo,
 ) -> Result<IssuedTokens, VerifyError> {
+    let now = state.clock.now();
+    state.limits.hit(&state.db, Rule::LoginPerIp, client.ip_or_unknown(), now).await?;
     let token = MfaToken::parse(presented.trim()).ok_or(VerifyError::InvalidToken)?;
     let hash = token.hash();
-    let now = state.clock.now();
     let challenge =
         store::mfa::attempt_challenge(&state.db, &hash, MAX_ATTEMPTS, now).await?.ok_or(VerifyError::InvalidToken)?;
     let user = users::find_by_id(&state.db, challenge.user_id).await?.ok_or(VerifyError::InvalidToken)?;

@@ -348,6 +348,8 @@ async fn link_account(
                 // Whoever made this account never proved they own the
                 // address; the provider just did. Nothing they set survives.
                 users::claim_unverified(db, user.id, name, now).await?;
+                crate::store::mfa::remove_totp(db, user.id).await?;
+                crate::store::passkeys::delete_all(db, user.id).await?;
                 let ended = sessions::revoke_all(db, user.id, None, now).await?;
                 crate::observe::metrics::sessions_revoked(events::kind::PASSWORD_REMOVED, ended);
                 for purpose in [Purpose::VerifyEmail, Purpose::ResetPassword] {

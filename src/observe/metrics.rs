@@ -56,7 +56,7 @@ pub fn render(handle: &PrometheusHandle) -> String {
 fn describe() {
     describe_counter!(HTTP_REQUESTS, "HTTP requests answered, by OpenAPI route template, method and status.");
     describe_histogram!(HTTP_DURATION, metrics::Unit::Seconds, "Time to answer an HTTP request.");
-    describe_counter!(LOGINS, "Sign-ins by method (password, google, mfa) and result.");
+    describe_counter!(LOGINS, "Sign-ins by method (password, google, mfa, passkey) and result.");
     describe_counter!(REFRESHES, "Refresh-token exchanges by result: ok, retried, invalid, reused.");
     describe_counter!(SESSIONS_REVOKED, "Sessions ended, by reason.");
     describe_counter!(RATE_LIMITED, "Requests refused by a rate limit, by rule.");
@@ -91,7 +91,7 @@ pub fn http_request(route: &'static str, method: &'static str, status: u16, seco
     });
 }
 
-/// A sign-in: `method` is `password`, `google` or `mfa` (the second step); `result` a fixed word.
+/// A sign-in: `method` is `password`, `google`, `mfa` (the second step) or `passkey`; `result` a fixed word.
 pub fn login(method: &'static str, result: &'static str) {
     counter!(LOGINS, "method" => method, "result" => result).increment(1);
 }

@@ -1,8 +1,8 @@
 //! Removes rows nothing can use any more: expired refresh tokens, tokens of
 //! revoked sessions, sessions past their absolute cap, and mailed link tokens
 //! a day after they expired (until then a late click is told "expired"),
-//! provider sign-ins that were never finished, and second-factor
-//! challenges a day after they expired.
+//! provider sign-ins that were never finished, second-factor challenges a
+//! day after they expired, and passkey ceremonies once they expired.
 
 use chrono::{DateTime, Utc};
 use entity::{email_token, refresh_token, session};
@@ -34,7 +34,7 @@ pub async fn purge_expired(db: &impl ConnectionTrait, now: DateTime<Utc>) -> Res
         .rows_affected;
     let windows = super::rate_limits::purge(db, now - chrono::Duration::days(1)).await?;
     let oauth = super::oauth::purge(db, now).await?;
-    let challenges = super::mfa::purge(db, now).await?;
+    let challenges = super::mfa::purge(db, now).await? + super::passkeys::purge(db, now).await?;
     Ok(tokens + sessions + links + windows + oauth + challenges)
 }
 

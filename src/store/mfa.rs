@@ -82,10 +82,37 @@ pub async fn accept_step(db: &impl ConnectionTrait, user_id: Uuid, step: i64) ->
     Ok(updated.rows_affected == 1)
 }
 
-/// Removes the TOTP factor and every recovery code.
+/// Removes the TOTP factor, every recovery code and the logins waiting for
+/// a code.
 pub async fn remove_totp(db: &impl ConnectionTrait, user_id: Uuid) -> Result<bool, DbErr> {
     recovery_code::Entity::delete_many().filter(recovery_code::Column::UserId.eq(user_id)).exec(db).await?;
+    drop_challenges(db, user_id).await?;
     Ok(mfa_totp::Entity::delete_by_id(user_id).exec(db).await?.rows_affected == 1)
+}
+
+/// Ends every login of the account waiting for its second factor (the
+/// password they passed with has changed, or the factor is gone).
+pub async fn drop_challenges(db: &impl ConnectionTrait, user_id: Uuid) -> Result<(), DbErr> {
+    mfa_challenge::Entity::delete_many().filter(mfa_challenge::Column::UserId.eq(user_id)).exec(db).await?;
+    Ok(())
+}
+
+/// Takes the account's TOTP row for the rest of the transaction (a no-op
+/// write), so two renewals of its recovery codes run one after the other.
+pub async fn lock(db: &impl ConnectionTrait, user_id: Uuid) -> Result<(), DbErr> {
+    use mfa_totp::Column as C;
+    mfa_totp::Entity::update_many()
+        .col_expr(C::LastStep, Expr::col(C::LastStep))
+        .filter(C::UserId.eq(user_id))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// Whether any account has a confirmed TOTP factor (start-up checks that
+/// `mfa.key` is the one they were sealed with).
+pub async fn any_confirmed(db: &impl ConnectionTrait) -> Result<bool, DbErr> {
+    Ok(mfa_totp::Entity::find().filter(mfa_totp::Column::ConfirmedAt.is_not_null()).count(db).await? > 0)
 }
 
 /// Replaces the account's recovery codes with `hashes`.

@@ -8,6 +8,7 @@ pub mod events;
 pub mod mfa;
 pub mod oauth;
 pub mod outbox;
+pub mod passkeys;
 pub mod profiles;
 pub mod rate_limits;
 pub mod rotation;

@@ -33,6 +33,10 @@ pub enum MailKind {
     MfaDisabled,
     /// A recovery code was used.
     RecoveryCodeUsed,
+    /// A passkey was added.
+    PasskeyAdded,
+    /// A passkey was removed.
+    PasskeyRemoved,
 }
 
 impl MailKind {
@@ -46,6 +50,8 @@ impl MailKind {
             MailKind::MfaEnabled => "mfa_enabled",
             MailKind::MfaDisabled => "mfa_disabled",
             MailKind::RecoveryCodeUsed => "recovery_code_used",
+            MailKind::PasskeyAdded => "passkey_added",
+            MailKind::PasskeyRemoved => "passkey_removed",
         }
     }
 
@@ -59,6 +65,8 @@ impl MailKind {
             Self::MfaEnabled,
             Self::MfaDisabled,
             Self::RecoveryCodeUsed,
+            Self::PasskeyAdded,
+            Self::PasskeyRemoved,
         ]
         .into_iter()
         .find(|kind| kind.as_str() == value)

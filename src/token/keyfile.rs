@@ -177,6 +177,11 @@ impl KeyDir {
         self.secret(REFRESH_SECRET_FILE)
     }
 
+    /// Whether the second-factor key file is there.
+    pub fn has_mfa_key(&self) -> bool {
+        self.path.join(MFA_KEY_FILE).exists()
+    }
+
     /// The key that seals TOTP secrets and keys recovery-code hashes; created on first use.
     pub fn mfa_key(&self) -> anyhow::Result<[u8; 32]> {
         self.secret(MFA_KEY_FILE)

@@ -64,6 +64,24 @@ async fn two_step_sign_in_from_the_demo_in_chromium() {
     browser_script("mfa.mjs", &app, &[]).await;
 }
 
+/// Passkeys on `http://localhost:<port>`: the relying party must be a
+/// domain name, and latchkey's issuer is that URL.
+async fn passkeys_in_chromium(backend: crate::helpers::Backend) {
+    let (port, smtp) = (free_port(), SmtpServer::start().await);
+    let site = format!("http://localhost:{port}");
+    let options = Options::backend(backend)
+        .env("LATCHKEY_BIND", format!("127.0.0.1:{port}"))
+        .env("LATCHKEY_ISSUER", &site)
+        .env("LATCHKEY_SMTP_URL", smtp.url());
+    let app = spawn_with(options).await;
+    let email = format!("passkey-{}@example.com", uuid::Uuid::new_v4().simple());
+    browser_script("passkey.mjs", &app, &[("PASSKEY_URL", site), ("EMAIL", email.clone())]).await;
+    // The owner is told of each change.
+    let subjects: Vec<String> = smtp.wait_for(&email, 2).await.into_iter().map(|m| m.subject).collect();
+    assert_eq!(subjects, ["A passkey was added to your account", "A passkey was removed from your account"]);
+}
+crate::on_both_backends!(passkeys_in_chromium);
+
 #[tokio::test]
 async fn google_sign_in_from_the_demo_in_chromium() {
     let port = free_port();

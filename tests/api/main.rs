@@ -21,6 +21,7 @@ mod mail;
 mod mfa;
 mod openapi;
 mod operations;
+mod passkeys;
 mod pg;
 mod poolers;
 mod reliability;
