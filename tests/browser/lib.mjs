@@ -50,6 +50,24 @@ export async function status(page, text, timeout = 10_000) {
   return page.textContent('#status');
 }
 
+/** Logs `email` in from the demo's form, with the tests' password. */
+export async function logIn(page, email) {
+  await page.fill('#login-email', email);
+  await page.fill('#login-password', PASSWORD);
+  await page.click('#login-form button[type=submit]');
+}
+
+/** Opens the demo at `site`, signs `email` up (verification off) and logs in. */
+export async function signUpAndLogIn(page, site, email) {
+  await page.goto(`${site}/demo`);
+  await page.fill('#signup-email', email);
+  await page.fill('#signup-password', PASSWORD);
+  await page.click('#signup-form button[type=submit]');
+  await status(page, 'Sign-up received');
+  await logIn(page, email);
+  await status(page, 'Logged in.');
+}
+
 /** Polls the SMTP test server's output folder for a message to `address`. */
 export async function mailTo(dir, address, timeout = 15_000) {
   const deadline = Date.now() + timeout;

@@ -3,7 +3,7 @@
 // computed here with RFC 6238), keep the recovery codes shown once, log in
 // with a code, then with a recovery code, and turn it off again.
 import { createHmac } from 'node:crypto';
-import { BASE, PASSWORD, assert, newPage, run, status, step } from './lib.mjs';
+import { BASE, PASSWORD, assert, logIn, newPage, run, signUpAndLogIn, status, step } from './lib.mjs';
 
 function base32Decode(text) {
   const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
@@ -31,25 +31,13 @@ function totp(secret, offset = 0) {
   return String((mac.readUInt32BE(at) & 0x7fffffff) % 1_000_000).padStart(6, '0');
 }
 
-async function logIn(page, email) {
-  await page.fill('#login-email', email);
-  await page.fill('#login-password', PASSWORD);
-  await page.click('#login-form button[type=submit]');
-}
-
 await run(async (browser) => {
   const context = await browser.newContext();
   const page = await newPage(context);
   const email = `mfa-${Date.now()}@example.com`;
 
   step('sign up and log in');
-  await page.goto(`${BASE}/demo`);
-  await page.fill('#signup-email', email);
-  await page.fill('#signup-password', PASSWORD);
-  await page.click('#signup-form button[type=submit]');
-  await status(page, 'Sign-up received');
-  await logIn(page, email);
-  await status(page, 'Logged in.');
+  await signUpAndLogIn(page, BASE, email);
   await page.waitForFunction(() => document.getElementById('mfa-state').textContent.startsWith('Off'));
 
   step('set up an authenticator app: the QR code shows, the key is readable');

@@ -3,15 +3,9 @@
 // passkey from the demo, sign in with it, no password typed; a challenge
 // answered twice, a signature counter moved back and a removed passkey are
 // all refused.
-import { PASSWORD, assert, newPage, required, run, status, step } from './lib.mjs';
+import { PASSWORD, assert, newPage, required, run, signUpAndLogIn, status, step } from './lib.mjs';
 
 const SITE = required('PASSKEY_URL');
-
-async function logIn(page, email) {
-  await page.fill('#login-email', email);
-  await page.fill('#login-password', PASSWORD);
-  await page.click('#login-form button[type=submit]');
-}
 
 /** A sign-in through the API in the page: start, the authenticator, finish, then the same answer again. */
 async function signInTwice(page) {
@@ -51,13 +45,7 @@ await run(async (browser) => {
   const email = required('EMAIL');
 
   step('sign up and log in with the password');
-  await page.goto(`${SITE}/demo`);
-  await page.fill('#signup-email', email);
-  await page.fill('#signup-password', PASSWORD);
-  await page.click('#signup-form button[type=submit]');
-  await status(page, 'Sign-up received');
-  await logIn(page, email);
-  await status(page, 'Logged in.');
+  await signUpAndLogIn(page, SITE, email);
 
   step('adding a passkey needs the password');
   await page.fill('#passkey-name', 'Test laptop');
