@@ -3,12 +3,13 @@ use poem_openapi::{ApiResponse, OpenApi, payload::Json};
 
 use super::{
     ApiError, ApiTags, BearerAuth, client_info,
-    types::{
-        DisableTotpRequest, MfaStatus, ReauthenticateRequest, RecoveryCodes, SecondFactorRequest, TotpConfirmRequest,
-        TotpEnrollment,
-    },
+    types::{DisableTotpRequest, ReauthenticateRequest, RecoveryCodes, SecondFactorRequest, TotpConfirmRequest},
 };
-use crate::{AppState, auth::factors, secret::Password};
+use crate::{
+    AppState,
+    auth::factors::{self, MfaStatus, TotpEnrollment},
+    secret::Password,
+};
 
 #[derive(Default)]
 pub struct MfaApi;
@@ -56,12 +57,7 @@ impl MfaApi {
     /// Errors: 401 `invalid_token`.
     #[oai(path = "/", method = "get", operation_id = "getMfaStatus")]
     async fn status(&self, state: Data<'_>, auth: BearerAuth) -> Result<StatusResponse, ApiError> {
-        let status = factors::status(&state, &auth.0).await?;
-        Ok(StatusResponse::Ok(Json(MfaStatus {
-            totp: status.totp,
-            recovery_codes_left: status.recovery_codes_left,
-            passkeys: status.passkeys,
-        })))
+        Ok(StatusResponse::Ok(Json(factors::status(&state, &auth.0).await?)))
     }
 
     /// Start TOTP enrollment
@@ -82,12 +78,7 @@ impl MfaApi {
     ) -> Result<EnrollmentResponse, ApiError> {
         let password = body.0.password.map(Password::new);
         let enrollment = factors::enroll(&state, &auth.0, password.as_ref()).await?;
-        let body = TotpEnrollment {
-            secret: enrollment.secret_base32,
-            otpauth_uri: enrollment.otpauth_uri,
-            qr_code: enrollment.qr_svg,
-        };
-        Ok(EnrollmentResponse::Ok(Json(body), super::no_store()))
+        Ok(EnrollmentResponse::Ok(Json(enrollment), super::no_store()))
     }
 
     /// Confirm TOTP enrollment

@@ -20,7 +20,7 @@ use crate::{
     error::{FieldError, Problem, is_connection_error},
     fault::Fault,
     limits::Limited,
-    mfa::challenge::{MfaRequired, VerifyError},
+    mfa::challenge::{self, MfaRequired, VerifyError},
     oauth::SignInError,
     session::RefreshError,
     store::email_tokens::Unusable,
@@ -125,7 +125,7 @@ impl ApiError {
             "This account has a second factor: send mfa_token and a code to /v1/auth/mfa/verify.",
         );
         problem.mfa_token = Some(required.mfa_token.expose());
-        problem.methods = Some(required.methods.iter().map(|m| (*m).to_string()).collect());
+        problem.methods = Some(challenge::METHODS.iter().map(|m| (*m).to_string()).collect());
         Self::Forbidden(Json(problem), Some(super::no_store()))
     }
 

@@ -285,18 +285,6 @@ pub struct ReauthenticateRequest {
     pub password: Option<CurrentPassword>,
 }
 
-/// A new TOTP secret, not yet live: add it to an authenticator app, then
-/// confirm it with a first code. Shown this once.
-#[derive(Debug, Object)]
-pub struct TotpEnrollment {
-    /// The secret, RFC 4648 base32 without padding (160 bits), for typing in.
-    pub secret: String,
-    /// The `otpauth://totp/…` Key URI authenticator apps scan.
-    pub otpauth_uri: String,
-    /// The URI as a QR code: an SVG image as a `data:` URL, for an `<img src>`.
-    pub qr_code: String,
-}
-
 /// The first code from the authenticator app.
 #[derive(Debug, Object)]
 pub struct TotpConfirmRequest {
@@ -308,16 +296,6 @@ pub struct TotpConfirmRequest {
 #[derive(Debug, Object)]
 pub struct RecoveryCodes {
     pub recovery_codes: Vec<String>,
-}
-
-/// The second factors of the account.
-#[derive(Debug, Object)]
-pub struct MfaStatus {
-    /// Whether TOTP is on (confirmed).
-    pub totp: bool,
-    pub recovery_codes_left: u64,
-    /// Registered passkeys.
-    pub passkeys: u64,
 }
 
 /// A code that passes now: from the authenticator app, or a recovery code.

@@ -44,12 +44,18 @@ pub async fn check_owner(
 /// The owner proved their password and the operation went ahead: their
 /// failures are forgotten, unless the account has a second factor. Its
 /// codes count toward the same limit, and only a passing code clears it:
-/// otherwise every right password (a login, a password change) would buy
-/// another round of code guesses.
+/// otherwise every right password (a password change, a verification)
+/// would buy another round of code guesses.
 pub async fn succeeded(state: &AppState, user_id: Uuid, email_key: &str) -> Result<(), Fault> {
     if store::mfa::totp_enabled(&state.db, user_id).await? {
         return Ok(());
     }
+    forget_failures(state, email_key).await
+}
+
+/// Forgets the account's failures, for a caller that knows it has no
+/// second factor (a login that just looked).
+pub async fn forget_failures(state: &AppState, email_key: &str) -> Result<(), Fault> {
     Ok(state.limits.clear(&state.db, Rule::LoginFailuresPerAccount, email_key).await?)
 }
 

@@ -46,17 +46,26 @@ fn holder(user: &LiveUser) -> Holder<'_> {
     Holder { user_id: user.user_id(), email_key: &user.account().email_key }
 }
 
-/// A new TOTP secret, not yet live.
-pub struct Enrollment {
-    pub secret_base32: String,
+/// A new TOTP secret, not yet live: add it to an authenticator app, then
+/// confirm it with a first code. Shown this once.
+#[derive(Debug, poem_openapi::Object)]
+pub struct TotpEnrollment {
+    /// The secret, RFC 4648 base32 without padding (160 bits), for typing in.
+    pub secret: String,
+    /// The `otpauth://totp/…` Key URI authenticator apps scan.
     pub otpauth_uri: String,
-    pub qr_svg: String,
+    /// The URI as a QR code: an SVG image as a `data:` URL, for an `<img src>`.
+    pub qr_code: String,
 }
 
 /// Starts a TOTP enrollment (after re-authentication): a new secret,
 /// sealed and stored unconfirmed, replacing an unconfirmed one. Login is
 /// unchanged until `confirm`.
-pub async fn enroll(state: &AppState, user: &LiveUser, password: Option<&Password>) -> Result<Enrollment, MfaError> {
+pub async fn enroll(
+    state: &AppState,
+    user: &LiveUser,
+    password: Option<&Password>,
+) -> Result<TotpEnrollment, MfaError> {
     account::reauthenticate(state, user, password).await?;
     let secret = totp::TotpSecret::generate();
     let sealed = state.mfa_keys.seal(user.user_id(), secret.bytes());
@@ -64,8 +73,8 @@ pub async fn enroll(state: &AppState, user: &LiveUser, password: Option<&Passwor
         return Err(MfaError::AlreadyEnabled);
     }
     let otpauth_uri = totp::uri(&state.config.tokens.totp_issuer, &user.account().email, &secret);
-    let qr_svg = totp::qr_svg_data_url(&otpauth_uri)?;
-    Ok(Enrollment { secret_base32: secret.base32(), otpauth_uri, qr_svg })
+    let qr_code = totp::qr_svg_data_url(&otpauth_uri)?;
+    Ok(TotpEnrollment { secret: secret.base32(), otpauth_uri, qr_code })
 }
 
 /// Turns the pending secret on with its first code, and returns the
@@ -108,14 +117,17 @@ fn hashes(state: &AppState, codes: &[String]) -> Vec<Vec<u8>> {
 }
 
 /// What second factors the account has.
-pub struct Status {
+#[derive(Debug, poem_openapi::Object)]
+pub struct MfaStatus {
+    /// Whether TOTP is on (confirmed).
     pub totp: bool,
     pub recovery_codes_left: u64,
+    /// Registered passkeys.
     pub passkeys: u64,
 }
 
-pub async fn status(state: &AppState, user: &LiveUser) -> Result<Status, Fault> {
-    Ok(Status {
+pub async fn status(state: &AppState, user: &LiveUser) -> Result<MfaStatus, Fault> {
+    Ok(MfaStatus {
         totp: store::mfa::totp_enabled(&state.db, user.user_id()).await?,
         recovery_codes_left: store::mfa::recovery_codes_left(&state.db, user.user_id()).await?,
         passkeys: store::passkeys::count(&state.db, user.user_id()).await?,

@@ -103,7 +103,7 @@ async fn attempt(
     if let Some(required) = challenge::require(&state.db, state, &user, "pwd").await? {
         return Err(LoginError::MfaRequired(required));
     }
-    credentials::succeeded(state, user.id, account).await?;
+    credentials::forget_failures(state, account).await?;
     let mut tokens = session::start(state, &user, "pwd", client).await?;
     tokens.onboarding_required = Some(!profiles::exists(&state.db, user.id).await?);
     Ok(tokens)

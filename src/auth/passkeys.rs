@@ -16,6 +16,7 @@ use crate::{
     client::ClientInfo,
     fault::{Fault, carries_fault},
     limits::Rule,
+    mfa::{Holder, notify},
     secret::Password,
     session::{self, IssuedTokens, live::LiveUser},
     store::{
@@ -155,9 +156,8 @@ pub async fn register_finish(
         name: name.to_string(),
     };
     let stored = store::passkeys::insert(&state.db, new, now).await?.ok_or(PasskeyError::Refused)?;
-    events::record(&state.db, account.id, None, events::kind::PASSKEY_ADDED, client.origin(), now).await?;
-    store::outbox::enqueue(&state.db, MailKind::PasskeyAdded, &account.email_key, now).await?;
-    state.mail_queue.notify_one();
+    let holder = Holder { user_id: account.id, email_key: &account.email_key };
+    notify(state, holder, events::kind::PASSKEY_ADDED, Some(MailKind::PasskeyAdded), client).await?;
     tracing::info!(user_id = %account.id, passkey_id = %stored.id, "passkey added");
     Ok(stored.into())
 }
@@ -179,10 +179,8 @@ pub async fn remove(
     if !store::passkeys::delete(&state.db, account.id, id).await? {
         return Err(PasskeyError::NotFound);
     }
-    let now = state.clock.now();
-    events::record(&state.db, account.id, None, events::kind::PASSKEY_REMOVED, client.origin(), now).await?;
-    store::outbox::enqueue(&state.db, MailKind::PasskeyRemoved, &account.email_key, now).await?;
-    state.mail_queue.notify_one();
+    let holder = Holder { user_id: account.id, email_key: &account.email_key };
+    notify(state, holder, events::kind::PASSKEY_REMOVED, Some(MailKind::PasskeyRemoved), client).await?;
     tracing::info!(user_id = %account.id, passkey_id = %id, "passkey removed");
     Ok(())
 }

@@ -23,11 +23,11 @@ pub const MAX_ATTEMPTS: i32 = 5;
 /// What a login with a second factor may continue with.
 pub const METHODS: [&str; 2] = ["totp", "recovery_code"];
 
-/// A login that needs its second factor.
+/// A login that needs its second factor: the token to answer it with (any
+/// of `METHODS` will do).
 #[derive(Debug)]
 pub struct MfaRequired {
     pub mfa_token: MfaToken,
-    pub methods: &'static [&'static str],
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -59,7 +59,7 @@ pub async fn require(
     let new =
         NewChallenge { hash: token.hash(), user_id: user.id, method: method.into(), expires_at: now + CHALLENGE_TTL };
     store::mfa::create_challenge(db, new, now).await?;
-    Ok(Some(MfaRequired { mfa_token: token, methods: &METHODS }))
+    Ok(Some(MfaRequired { mfa_token: token }))
 }
 
 /// Answers a challenge: each call counts one of its attempts before the

@@ -123,7 +123,8 @@ pub(crate) async fn passed(state: &AppState, email_key: &str) -> Result<(), Faul
     Ok(state.limits.clear(&state.db, Rule::LoginFailuresPerAccount, email_key).await?)
 }
 
-/// Logs `kind` for the account and, if `mail` is set, queues its notice.
+/// Logs `kind` for the account and, if `mail` is set, queues its notice
+/// (the owner is told of every change to how the account signs in).
 pub(crate) async fn notify(
     state: &AppState,
     holder: Holder<'_>,

@@ -5,8 +5,9 @@
 use chrono::{DateTime, Utc};
 use entity::{passkey, webauthn_challenge};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    sea_query::Expr,
+    ActiveValue::Set,
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    sea_query::{Expr, OnConflict},
 };
 use uuid::Uuid;
 
@@ -20,22 +21,24 @@ pub struct NewPasskey {
     pub name: String,
 }
 
-/// Stores a new passkey; `None` if its credential is registered already.
+/// Stores a new passkey; `None` if its credential is registered already
+/// (decided by the unique index, so two registrations racing cannot both land).
 pub async fn insert(db: &impl ConnectionTrait, new: NewPasskey, now: DateTime<Utc>) -> Result<Option<Passkey>, DbErr> {
-    if find_by_credential(db, &new.credential_id).await?.is_some() {
-        return Ok(None);
-    }
-    let row = passkey::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        user_id: Set(new.user_id),
-        credential_id: Set(new.credential_id),
-        credential: Set(new.credential),
-        sign_count: Set(0),
-        name: Set(new.name),
-        created_at: Set(now),
-        last_used_at: Set(None),
+    let row = Passkey {
+        id: Uuid::now_v7(),
+        user_id: new.user_id,
+        credential_id: new.credential_id,
+        credential: new.credential,
+        sign_count: 0,
+        name: new.name,
+        created_at: now,
+        last_used_at: None,
     };
-    Ok(Some(passkey::Entity::insert(row).exec_with_returning(db).await?))
+    let inserted = passkey::Entity::insert(passkey::ActiveModel::from(row.clone()))
+        .on_conflict(OnConflict::column(passkey::Column::CredentialId).do_nothing().to_owned())
+        .exec_without_returning(db)
+        .await?;
+    Ok((inserted == 1).then_some(row))
 }
 
 pub async fn list(db: &impl ConnectionTrait, user_id: Uuid) -> Result<Vec<Passkey>, DbErr> {
