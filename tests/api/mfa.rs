@@ -476,6 +476,75 @@ async fn bursts_get_no_more_than_their_number(backend: Backend) {
 }
 on_both_backends!(bursts_get_no_more_than_their_number);
 
+/// The writes of enrollment, released at once: one right code confirms once
+/// (one set of recovery codes), renewals with different passing codes
+/// leave one set, and wrong codes get the account limit's number checked.
+async fn enrollment_bursts_hold(backend: Backend) {
+    let app = spawn_with_clock(Options::backend(backend).env("LATCHKEY_RATE_LIMIT_LOGIN_PER_ACCOUNT", "1000")).await;
+    let tokens = app.new_session().await;
+    let resp = post(&app, "/v1/users/me/mfa/totp", &tokens, json!({ "password": PASSWORD })).await;
+    let secret = base32_decode(resp.json::<Value>().await.unwrap()["secret"].as_str().unwrap());
+    let code = totp_at_step(&secret, step_of(app.now()));
+    let (base, bearer) = (app.base.clone(), access(&tokens).to_string());
+    let confirmations = burst_with(10, &app.base, move |_, client| {
+        let (base, bearer, code) = (base.clone(), bearer.clone(), code.clone());
+        async move {
+            let resp = client.post(format!("{base}/v1/users/me/mfa/totp/confirm")).bearer_auth(bearer);
+            resp.json(&json!({ "code": code })).send().await.unwrap().status().as_u16()
+        }
+    })
+    .await;
+    assert_eq!(count(&confirmations, 200), 1, "one confirmation: {confirmations:?}");
+    // The others are refused: the code was used (400), or, read after the
+    // winner, there is no pending enrollment left (404).
+    assert_eq!(count(&confirmations, 400) + count(&confirmations, 404), 9, "{confirmations:?}");
+    assert_eq!(status(&app, &tokens).await["recovery_codes_left"], 10);
+
+    // Five renewals at once, each with a recovery code of its own: all pass, one set is left.
+    let resp = post(&app, "/v1/users/me/mfa/recovery-codes", &tokens, json!({ "code": "000000" })).await;
+    assert_problem(resp, 400, "invalid_mfa_code").await;
+    app.advance(Duration::seconds(30));
+    let code = totp_at_step(&secret, step_of(app.now()));
+    let fresh: Value =
+        post(&app, "/v1/users/me/mfa/recovery-codes", &tokens, json!({ "code": code })).await.json().await.unwrap();
+    let fresh: Vec<String> =
+        fresh["recovery_codes"].as_array().unwrap().iter().map(|c| c.as_str().unwrap().into()).collect();
+    let (base, bearer) = (app.base.clone(), access(&tokens).to_string());
+    let renewals = burst_with(5, &app.base, move |i, client| {
+        let (base, bearer, code) = (base.clone(), bearer.clone(), fresh[i].clone());
+        async move {
+            let resp = client.post(format!("{base}/v1/users/me/mfa/recovery-codes")).bearer_auth(bearer);
+            resp.json(&json!({ "code": code })).send().await.unwrap().status().as_u16()
+        }
+    })
+    .await;
+    assert_eq!(count(&renewals, 200), 5, "{renewals:?}");
+    assert_eq!(status(&app, &tokens).await["recovery_codes_left"], 10, "one set, not five");
+}
+on_both_backends!(enrollment_bursts_hold);
+
+/// Wrong codes released at once behind a bearer token: the account limit
+/// (5) lets five be checked, the rest are refused unchecked.
+async fn a_burst_of_codes_gets_the_account_limit(backend: Backend) {
+    let app = spawn_with(Options::backend(backend)).await;
+    let tokens = app.new_session().await;
+    // Enrolling counts two checks; the passing confirmation clears them.
+    enable_totp(&app, &tokens, Some(PASSWORD)).await;
+    let (base, bearer) = (app.base.clone(), access(&tokens).to_string());
+    let answers = burst_with(12, &app.base, move |i, client| {
+        let (base, bearer) = (base.clone(), bearer.clone());
+        async move {
+            let resp = client.post(format!("{base}/v1/users/me/mfa/recovery-codes")).bearer_auth(bearer);
+            let code = format!("{:06}", 100_000 + i);
+            resp.json(&json!({ "code": code })).send().await.unwrap().status().as_u16()
+        }
+    })
+    .await;
+    assert_eq!(count(&answers, 400), 5, "five checked: {answers:?}");
+    assert_eq!(count(&answers, 429), 7, "{answers:?}");
+}
+on_both_backends!(a_burst_of_codes_gets_the_account_limit);
+
 /// Secrets at rest and in the log: the TOTP secret is sealed (not in the
 /// row), recovery codes and the `mfa_token` are hashed, and none of them,
 /// nor a code, is ever logged, at `trace`.

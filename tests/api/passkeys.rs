@@ -6,7 +6,7 @@
 use serde_json::{Value, json};
 
 use crate::{
-    helpers::{Backend, Options, PASSWORD, TestApp, assert_problem, spawn_with},
+    helpers::{Backend, Options, PASSWORD, TestApp, assert_problem, burst_with, count, spawn_with},
     on_both_backends,
 };
 
@@ -107,12 +107,42 @@ async fn without_a_domain_name_passkeys_are_off() {
     assert_problem(resp, 404, "passkeys_not_configured").await;
 }
 
-/// Each start stores a ceremony: starts count toward the per-IP login limit.
+/// Each start stores a ceremony: starts count toward the per-IP login
+/// limit, and a burst released at once gets exactly that many.
 #[tokio::test]
 async fn sign_in_starts_count_toward_the_login_limit_per_ip() {
     let app = spawn_with(Options::default().env("LATCHKEY_RATE_LIMIT_LOGIN_PER_IP", "3")).await;
-    for _ in 0..3 {
-        assert_eq!(post(&app, "/v1/auth/passkey/start", None, json!({})).await.status(), 200);
-    }
-    assert_problem(post(&app, "/v1/auth/passkey/start", None, json!({})).await, 429, "rate_limited").await;
+    let base = app.base.clone();
+    let statuses = burst_with(10, &app.base, move |_, client| {
+        let base = base.clone();
+        async move {
+            let resp = client.post(format!("{base}/v1/auth/passkey/start")).json(&json!({})).send().await.unwrap();
+            resp.status().as_u16()
+        }
+    })
+    .await;
+    assert_eq!(count(&statuses, 200), 3, "{statuses:?}");
+    assert_eq!(count(&statuses, 429), 7, "{statuses:?}");
 }
+
+/// Ten answers to one challenge released at once, over two instances: one
+/// takes the ceremony (and is refused for its forged credential), the
+/// other nine find it gone.
+async fn a_challenge_is_taken_once_by_a_burst(backend: Backend) {
+    let a = spawn_with(Options::backend(backend)).await;
+    let b = a.spawn_second().await;
+    let started: Value = post(&a, "/v1/auth/passkey/start", None, json!({})).await.json().await.unwrap();
+    let answer = json!({ "challenge_id": started["challenge_id"], "credential": forged_credential() });
+    let bases = [a.base.clone(), b.base.clone()];
+    let codes = burst_with(10, &a.base, move |i, client| {
+        let (base, answer) = (bases[i % 2].clone(), answer.clone());
+        async move {
+            let resp = client.post(format!("{base}/v1/auth/passkey/finish")).json(&answer).send().await.unwrap();
+            resp.json::<Value>().await.unwrap()["code"].as_str().unwrap_or_default().to_string()
+        }
+    })
+    .await;
+    assert_eq!(codes.iter().filter(|c| *c == "invalid_passkey").count(), 1, "{codes:?}");
+    assert_eq!(codes.iter().filter(|c| *c == "invalid_passkey_challenge").count(), 9, "{codes:?}");
+}
+on_both_backends!(a_challenge_is_taken_once_by_a_burst);
